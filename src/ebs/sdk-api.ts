@@ -1,0 +1,270 @@
+/**
+ * SdkEbsApi: the EbsApi contract over @aws-sdk/client-ebs — one EBSClient, one request per call.
+ *
+ * Contract:
+ * - The SDK's own retries are off (maxAttempts 1): retry.ts decides what to retry and when.
+ * - Every failure leaves as an EbsError: service exceptions keep their name as `type`, with
+ *   `status` ($metadata.httpStatusCode) and `reason` (the body's Reason); connection failures
+ *   (refused, reset, hang up, DNS) are 'NetworkError', socket/request timeouts 'TimeoutError',
+ *   a missing or unusable credential 'CredentialsError', a missing region 'ConfigError', an
+ *   aborted call 'AbortError'.
+ * - GetSnapshotBlock reads the body stream into one Buffer of exactly DataLength bytes (allocated
+ *   once, chunks copied in place); a body shorter or longer than DataLength is a 'NetworkError'.
+ *   The data is not verified here: the checksum is returned for the caller to check.
+ * - PutSnapshotBlock sends the Buffer with Checksum/SHA256/DataLength; CompleteSnapshot sends the
+ *   LINEAR aggregate when one is given. A ClientToken is passed through whenever given.
+ * - Never logs: tokens and credentials stay out of every message this file builds.
+ */
+import {
+  EBSClient,
+  CompleteSnapshotCommand,
+  GetSnapshotBlockCommand,
+  ListChangedBlocksCommand,
+  ListSnapshotBlocksCommand,
+  PutSnapshotBlockCommand,
+  StartSnapshotCommand,
+  type EBSClientConfig,
+} from '@aws-sdk/client-ebs';
+import type {
+  BlockData,
+  BlockPage,
+  ChangedPage,
+  EbsApi,
+  ListPageOptions,
+  SnapshotStatus,
+  StartSnapshotInput,
+  StartedSnapshot,
+} from './api.js';
+import { BLOCK_SIZE } from './constants.js';
+import { EbsError } from './errors.js';
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED',
+  'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+]);
+
+/** Turns anything the SDK or the transport throws into an EbsError (idempotent). */
+export function toEbsError(err: unknown): EbsError {
+  if (err instanceof EbsError) return err;
+  if (!(err instanceof Error)) return new EbsError('UnknownError', String(err));
+  const e = err as Error & {
+    code?: string;
+    errno?: string | number;
+    Reason?: string;
+    Message?: string;
+    $metadata?: { httpStatusCode?: number };
+    $fault?: string;
+    cause?: unknown;
+  };
+  const status = e.$metadata?.httpStatusCode;
+  const message = e.message || e.Message || e.name;
+  if (e.name === 'AbortError') return new EbsError('AbortError', 'request aborted', { cause: err });
+  if (e.name === 'TimeoutError' || e.code === 'TimeoutError') {
+    return new EbsError('TimeoutError', message, { status, cause: err });
+  }
+  if (e.name === 'CredentialsProviderError' || /credential/i.test(e.name)) {
+    return new EbsError('CredentialsError', message, { cause: err });
+  }
+  if (/^Region is missing/.test(message)) return new EbsError('ConfigError', message, { cause: err });
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  const causeCode = (e.cause as { code?: string } | undefined)?.code;
+  if ((code && NETWORK_CODES.has(code)) || (causeCode && NETWORK_CODES.has(causeCode)) || /socket hang up/i.test(message)) {
+    const c = code ?? causeCode;
+    if (c === 'ETIMEDOUT') return new EbsError('TimeoutError', message, { cause: err });
+    return new EbsError('NetworkError', c ? `${c}: ${message}` : message, { cause: err });
+  }
+  if (status !== undefined || e.$fault) {
+    // A service exception (or an unparseable error response) with its HTTP status.
+    const type = e.name && e.name !== 'Error' ? e.name : status && status >= 500 ? 'InternalServerException' : 'UnknownError';
+    return new EbsError(type, e.Message ?? message, { status, reason: e.Reason, cause: err });
+  }
+  return new EbsError('UnknownError', message, { cause: err });
+}
+
+function asStatus(s: string | undefined): SnapshotStatus {
+  return s === 'completed' || s === 'error' ? s : 'pending';
+}
+
+export class SdkEbsApi implements EbsApi {
+  readonly client: EBSClient;
+
+  constructor(clientOrConfig: EBSClient | EBSClientConfig) {
+    this.client = clientOrConfig instanceof EBSClient
+      ? clientOrConfig
+      : new EBSClient({ maxAttempts: 1, ...clientOrConfig });
+  }
+
+  private async send<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toEbsError(err);
+    }
+  }
+
+  async listSnapshotBlocks(snapshotId: string, opts: ListPageOptions = {}): Promise<BlockPage> {
+    const out = await this.send(() => this.client.send(new ListSnapshotBlocksCommand({
+      SnapshotId: snapshotId,
+      MaxResults: opts.maxResults,
+      NextToken: opts.nextToken,
+      StartingBlockIndex: opts.startingBlockIndex,
+    }), { abortSignal: opts.signal }));
+    return {
+      blocks: (out.Blocks ?? []).map((b) => ({ index: b.BlockIndex!, token: b.BlockToken! })),
+      nextToken: out.NextToken ?? undefined,
+      expiryTime: out.ExpiryTime,
+      volumeSizeGiB: out.VolumeSize ?? 0,
+      blockSize: out.BlockSize ?? BLOCK_SIZE,
+    };
+  }
+
+  async listChangedBlocks(
+    firstSnapshotId: string | undefined,
+    secondSnapshotId: string,
+    opts: ListPageOptions = {},
+  ): Promise<ChangedPage> {
+    const out = await this.send(() => this.client.send(new ListChangedBlocksCommand({
+      FirstSnapshotId: firstSnapshotId,
+      SecondSnapshotId: secondSnapshotId,
+      MaxResults: opts.maxResults,
+      NextToken: opts.nextToken,
+      StartingBlockIndex: opts.startingBlockIndex,
+    }), { abortSignal: opts.signal }));
+    return {
+      blocks: (out.ChangedBlocks ?? []).map((b) => ({
+        index: b.BlockIndex!,
+        firstToken: b.FirstBlockToken ?? undefined,
+        secondToken: b.SecondBlockToken ?? undefined,
+      })),
+      nextToken: out.NextToken ?? undefined,
+      expiryTime: out.ExpiryTime,
+      volumeSizeGiB: out.VolumeSize ?? 0,
+      blockSize: out.BlockSize ?? BLOCK_SIZE,
+    };
+  }
+
+  async getSnapshotBlock(
+    snapshotId: string,
+    blockIndex: number,
+    blockToken: string,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<BlockData> {
+    return this.send(async () => {
+      const out = await this.client.send(new GetSnapshotBlockCommand({
+        SnapshotId: snapshotId,
+        BlockIndex: blockIndex,
+        BlockToken: blockToken,
+      }), { abortSignal: opts.signal });
+      const data = await readBody(out.BlockData as AsyncIterable<Uint8Array> | undefined, out.DataLength);
+      return {
+        data,
+        checksum: out.Checksum ?? '',
+        checksumAlgorithm: out.ChecksumAlgorithm ?? '',
+        dataLength: out.DataLength ?? data.length,
+      };
+    });
+  }
+
+  async startSnapshot(input: StartSnapshotInput): Promise<StartedSnapshot> {
+    const out = await this.send(() => this.client.send(new StartSnapshotCommand({
+      VolumeSize: input.volumeSizeGiB,
+      ParentSnapshotId: input.parentSnapshotId,
+      Description: input.description,
+      Tags: input.tags?.map((t) => ({ Key: t.key, Value: t.value })),
+      ClientToken: input.clientToken,
+      Timeout: input.timeoutMinutes,
+      Encrypted: input.encrypted,
+      KmsKeyArn: input.kmsKeyArn,
+    }), { abortSignal: input.signal }));
+    if (!out.SnapshotId) throw new EbsError('UnknownError', 'StartSnapshot returned no SnapshotId');
+    return {
+      snapshotId: out.SnapshotId,
+      status: asStatus(out.Status),
+      volumeSizeGiB: out.VolumeSize ?? input.volumeSizeGiB,
+      blockSize: out.BlockSize ?? BLOCK_SIZE,
+      parentSnapshotId: out.ParentSnapshotId ?? undefined,
+      description: out.Description ?? undefined,
+      tags: out.Tags?.map((t) => ({ key: t.Key ?? '', value: t.Value ?? '' })),
+      startTime: out.StartTime,
+      ownerId: out.OwnerId ?? undefined,
+    };
+  }
+
+  async putSnapshotBlock(
+    snapshotId: string,
+    blockIndex: number,
+    data: Buffer,
+    checksumBase64: string,
+    opts: { progress?: number; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    await this.send(() => this.client.send(new PutSnapshotBlockCommand({
+      SnapshotId: snapshotId,
+      BlockIndex: blockIndex,
+      BlockData: data,
+      DataLength: data.length,
+      Checksum: checksumBase64,
+      ChecksumAlgorithm: 'SHA256',
+      Progress: opts.progress,
+    }), { abortSignal: opts.signal }));
+  }
+
+  async completeSnapshot(
+    snapshotId: string,
+    changedBlocksCount: number,
+    opts: { linearChecksum?: string; signal?: AbortSignal } = {},
+  ): Promise<{ status: SnapshotStatus }> {
+    const out = await this.send(() => this.client.send(new CompleteSnapshotCommand({
+      SnapshotId: snapshotId,
+      ChangedBlocksCount: changedBlocksCount,
+      ...(opts.linearChecksum
+        ? { Checksum: opts.linearChecksum, ChecksumAlgorithm: 'SHA256', ChecksumAggregationMethod: 'LINEAR' }
+        : {}),
+    }), { abortSignal: opts.signal }));
+    return { status: asStatus(out.Status) };
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}
+
+/**
+ * Reads a response body into one Buffer. With a DataLength the buffer is allocated once at that
+ * size and a body of any other length is an error; without one it starts at one block and grows.
+ */
+export async function readBody(body: AsyncIterable<Uint8Array> | undefined, dataLength?: number): Promise<Buffer> {
+  if (!body) {
+    if (dataLength) throw new EbsError('NetworkError', `response had no body (expected ${dataLength} bytes)`);
+    return Buffer.alloc(0);
+  }
+  const expected = dataLength !== undefined && dataLength >= 0 ? dataLength : undefined;
+  let buf = Buffer.allocUnsafe(expected ?? BLOCK_SIZE);
+  let n = 0;
+  try {
+    for await (const chunk of body) {
+      if (n + chunk.byteLength > buf.length) {
+        if (expected !== undefined) {
+          destroy(body);
+          throw new EbsError('NetworkError', `response body longer than its DataLength ${expected}`);
+        }
+        const bigger = Buffer.allocUnsafe(Math.max(buf.length * 2, n + chunk.byteLength));
+        buf.copy(bigger, 0, 0, n);
+        buf = bigger;
+      }
+      buf.set(chunk, n);
+      n += chunk.byteLength;
+    }
+  } catch (err) {
+    throw toEbsError(err);
+  }
+  if (expected !== undefined && n !== expected) {
+    throw new EbsError('NetworkError', `response body ended after ${n} of ${expected} bytes`);
+  }
+  return n === buf.length ? buf : buf.subarray(0, n);
+}
+
+function destroy(body: unknown): void {
+  const d = (body as { destroy?: () => void }).destroy;
+  if (typeof d === 'function') d.call(body);
+}
