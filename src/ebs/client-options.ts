@@ -126,6 +126,9 @@ export function ebsClientConfig(opts: EbsApiOptions = {}): EBSClientConfig {
 }
 
 export function createEbsApi(opts: EbsApiOptions = {}): EbsApi {
+  // The project targets Node 20 (package.json engines); the SDK's "upgrade to Node 22" notice on
+  // stderr would only confuse CLI users. Respect an explicit setting.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const config = ebsClientConfig(opts);
   opts.logger?.debug({ endpoint: resolveEndpoint(opts) ?? 'aws', region: opts.region, profile: opts.profile }, 'ebs client');
   return new SdkEbsApi(config);

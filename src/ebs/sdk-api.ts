@@ -5,7 +5,8 @@
  * - The SDK's own retries are off (maxAttempts 1): retry.ts decides what to retry and when.
  * - Every failure leaves as an EbsError: service exceptions keep their name as `type`, with
  *   `status` ($metadata.httpStatusCode) and `reason` (the body's Reason); connection failures
- *   (refused, reset, hang up, DNS) are 'NetworkError', socket/request timeouts 'TimeoutError',
+ *   (refused, reset, hang up, DNS) are 'NetworkError' with the system code (ECONNREFUSED...) as
+ *   `reason`, socket/request timeouts 'TimeoutError',
  *   a missing or unusable credential 'CredentialsError', a missing region 'ConfigError', an
  *   aborted call 'AbortError'.
  * - GetSnapshotBlock reads the body stream into one Buffer of exactly DataLength bytes (allocated
@@ -60,19 +61,21 @@ export function toEbsError(err: unknown): EbsError {
   const status = e.$metadata?.httpStatusCode;
   const message = e.message || e.Message || e.name;
   if (e.name === 'AbortError') return new EbsError('AbortError', 'request aborted', { cause: err });
-  if (e.name === 'TimeoutError' || e.code === 'TimeoutError') {
-    return new EbsError('TimeoutError', message, { status, cause: err });
-  }
   if (e.name === 'CredentialsProviderError' || /credential/i.test(e.name)) {
     return new EbsError('CredentialsError', message, { cause: err });
   }
   if (/^Region is missing/.test(message)) return new EbsError('ConfigError', message, { cause: err });
+  // Network codes first: node-http-handler renames ECONNRESET/EPIPE errors to 'TimeoutError'.
   const code = typeof e.code === 'string' ? e.code : undefined;
   const causeCode = (e.cause as { code?: string } | undefined)?.code;
   if ((code && NETWORK_CODES.has(code)) || (causeCode && NETWORK_CODES.has(causeCode)) || /socket hang up/i.test(message)) {
-    const c = code ?? causeCode;
-    if (c === 'ETIMEDOUT') return new EbsError('TimeoutError', message, { cause: err });
-    return new EbsError('NetworkError', c ? `${c}: ${message}` : message, { cause: err });
+    const c = code ?? causeCode ?? 'ECONNRESET';
+    if (c === 'ETIMEDOUT') return new EbsError('TimeoutError', message, { reason: c, cause: err });
+    // The system error code (ECONNREFUSED, ENOTFOUND...) goes in `reason` for describe-error.
+    return new EbsError('NetworkError', message, { reason: c, cause: err });
+  }
+  if (e.name === 'TimeoutError' || e.code === 'TimeoutError') {
+    return new EbsError('TimeoutError', message, { status, reason: 'ETIMEDOUT', cause: err });
   }
   if (status !== undefined || e.$fault) {
     // A service exception (or an unparseable error response) with its HTTP status.

@@ -11,15 +11,20 @@
  * - always: `max_read=131072`, `fsname=ebsmount:SNAP`, `subtype=ebsmount`,
  *   `default_permissions` (the kernel checks the file mode, so 0400 means what it says), and
  *   `allow_other` only when asked.
- * - the op timeout sits above the read retry budget (src/ebs/retry.ts), so a read that keeps
- *   failing answers EIO from our code instead of ETIMEDOUT from fuse-native's timer.
+ * - the op timeout sits above the read retry budget (src/ebs/retry.ts) plus one request timeout
+ *   (src/ebs/client-options.ts), so a read that keeps failing answers EIO from our code instead
+ *   of ETIMEDOUT from fuse-native's timer.
  */
+import { DEFAULT_REQUEST_TIMEOUT_MS } from '../ebs/client-options.js';
 import { READ_RETRY } from '../ebs/retry.js';
 
 export const MAX_READ_BYTES = 131_072;
 export const MAX_WRITE_BYTES = 1_048_576;
-/** fuse-native's per-op timeout: the read retry budget plus room for the last attempt. */
-export const FUSE_OP_TIMEOUT_MS = Math.max(60_000, READ_RETRY.budgetMs + 15_000);
+/**
+ * fuse-native's per-op timeout: no retry starts after READ_RETRY's budget, and the last attempt
+ * may take up to one request timeout, so the op answers (data or EIO) before this fires.
+ */
+export const FUSE_OP_TIMEOUT_MS = READ_RETRY.budgetMs + DEFAULT_REQUEST_TIMEOUT_MS + 5_000;
 
 export interface FuseMountSettings {
   snapshotId: string;

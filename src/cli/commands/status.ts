@@ -1,11 +1,16 @@
-/** `ebsmount status [mountpoint]` — not built yet (placeholder owned by the issue that builds it). */
-import type { CommandModule } from 'yargs';
-import { UserError } from '../user-error.js';
+/**
+ * `ebsmount status [MOUNTPOINT] [--json]`: live mounts with their counters, requests and
+ * estimated cost. Work: src/mount/run-status.ts.
+ */
+import type { Argv, CommandModule } from 'yargs';
+import { runStatus, type StatusArgv } from '../../mount/run-status.js';
 
-export const statusCommand: CommandModule = {
+export const statusCommand: CommandModule<object, StatusArgv> = {
   command: 'status [mountpoint]',
-  describe: false,
-  handler: () => {
-    throw new UserError('status is not available yet');
-  },
+  describe: 'Show live mounts: reads, cache, prefetch, retries, requests and their estimated cost',
+  builder: (y: Argv) =>
+    y
+      .positional('mountpoint', { type: 'string', describe: 'only this mount' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON' }) as unknown as Argv<StatusArgv>,
+  handler: (argv) => runStatus(argv),
 };

@@ -1,0 +1,295 @@
+/**
+ * FuseAdapter: fuse-native operations over one VolumeFile — a directory holding one file,
+ * `SNAPSHOT_ID.img`. It only translates; every byte comes from the VolumeFile.
+ *
+ * Contract:
+ * - getattr: the file has the volume's size, st_blocks = allocated blocks × 1024 (512-byte units
+ *   per 512 KiB block, so `du` shows what the snapshot holds), mode 0400 (0600 writable; group
+ *   and others may read only with allow_other), owned by the mounting user. The directory is
+ *   0500 (0700 writable; 0555/0755 with allow_other).
+ * - open for writing on a read-only mount, write, truncate: EROFS. On a writable mount truncate
+ *   to the current size succeeds and any other size is EINVAL (a disk image does not resize).
+ * - read → VolumeFile.read, write → VolumeFile.write, flush/fsync → VolumeFile.flush (the
+ *   journal is durable before the kernel hears back).
+ * - Errors: IoError codes map to the Fuse errno constants; anything else is EIO and logged.
+ *   No callback ever throws, and each is answered exactly once.
+ * - `openHandles` and `inFlight` let the daemon see whether the kernel still uses the file.
+ *
+ * fuse-native is loaded lazily with createRequire (loadFuseNative), so a missing libfuse2 only
+ * fails the commands that mount, with a message naming the package. `mountFuse` mounts with a
+ * subclass that appends options fuse-native's whitelist lacks (src/fs/fuse-options.ts,
+ * native/README.md) and resolves once the kernel sent INIT.
+ */
+import { createRequire } from 'node:module';
+import type FuseNative from 'fuse-native';
+import { BLOCK_SIZE } from '../ebs/constants.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { isIoError, type IoErrorCode } from './io-error.js';
+import { appendFuseOptions, extraFuseOptions, nativeFuseOptions, type FuseMountSettings } from './fuse-options.js';
+import type { VolumeFile } from './volume-file.js';
+
+type FuseClass = typeof FuseNative;
+type Ops = FuseNative.Operations;
+type Stat = FuseNative.Stat;
+
+const O_ACCMODE = 3;
+const O_WRONLY = 1;
+const O_RDWR = 2;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+
+/** Linux errno numbers (negated, as fuse-native wants them) for the IoError codes. */
+const ERRNO: Record<IoErrorCode | 'ENOENT' | 'EISDIR' | 'ENOTDIR' | 'EBADF', number> = {
+  EIO: -5,
+  ENOENT: -2,
+  EBADF: -9,
+  ENOTDIR: -20,
+  EISDIR: -21,
+  EINVAL: -22,
+  EFBIG: -27,
+  ENOSPC: -28,
+  EROFS: -30,
+};
+
+export class FuseUnavailableError extends Error {
+  override readonly name = 'FuseUnavailableError';
+}
+
+let cachedFuse: FuseClass | undefined;
+
+/** require('fuse-native'), turning a dlopen failure into a message that names libfuse2. */
+export function loadFuseNative(): FuseClass {
+  if (cachedFuse) return cachedFuse;
+  const require = createRequire(import.meta.url);
+  try {
+    cachedFuse = require('fuse-native') as FuseClass;
+    return cachedFuse;
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (/libfuse|\.so/.test(msg)) {
+      throw new FuseUnavailableError(`FUSE is not available: libfuse.so.2 cannot be loaded (install libfuse2: apt-get install libfuse2): ${firstLine(msg)}`);
+    }
+    throw new FuseUnavailableError(`FUSE is not available: the fuse-native module cannot be loaded: ${firstLine(msg)}`);
+  }
+}
+
+/** Maps an error from the VolumeFile to a negative errno. */
+export function errnoOf(err: unknown): number {
+  if (isIoError(err)) return ERRNO[err.code] ?? ERRNO.EIO;
+  return ERRNO.EIO;
+}
+
+export interface FuseAdapterOptions {
+  file: VolumeFile;
+  snapshotId: string;
+  allowOther: boolean;
+  uid: number;
+  gid: number;
+  logger?: Logger;
+  /** Times shown for the directory and the file. */
+  time?: Date;
+}
+
+export class FuseAdapter {
+  readonly fileName: string;
+  readonly filePath: string;
+  openHandles = 0;
+  inFlight = 0;
+  private nextFd = 1;
+  private readonly opts: FuseAdapterOptions;
+  private readonly logger: Logger;
+  private readonly time: Date;
+
+  constructor(opts: FuseAdapterOptions) {
+    this.opts = opts;
+    this.logger = opts.logger ?? silentLogger;
+    this.fileName = `${opts.snapshotId}.img`;
+    this.filePath = `/${this.fileName}`;
+    this.time = opts.time ?? new Date();
+  }
+
+  get writable(): boolean {
+    return this.opts.file.writable;
+  }
+
+  fileStat(): Stat {
+    const { file, allowOther, uid, gid } = this.opts;
+    const owner = file.writable ? 0o600 : 0o400;
+    const others = allowOther ? 0o044 : 0;
+    return {
+      mode: S_IFREG | owner | others,
+      uid,
+      gid,
+      size: file.sizeBytes,
+      nlink: 1,
+      blksize: BLOCK_SIZE,
+      blocks: file.allocatedBlocks() * (BLOCK_SIZE / 512),
+      atime: this.time,
+      mtime: this.time,
+      ctime: this.time,
+    };
+  }
+
+  dirStat(): Stat {
+    const { allowOther, uid, gid } = this.opts;
+    const owner = this.writable ? 0o700 : 0o500;
+    const others = allowOther ? 0o055 : 0;
+    return { mode: S_IFDIR | owner | others, uid, gid, size: 4096, nlink: 2, atime: this.time, mtime: this.time, ctime: this.time };
+  }
+
+  /** The fuse-native operations object. */
+  ops(): Ops {
+    const file = this.opts.file;
+    const isFile = (path: string) => path === this.filePath;
+    const guard = <A extends unknown[]>(name: string, fn: (...args: A) => void) =>
+      (...args: A): void => {
+        try {
+          fn(...args);
+        } catch (err) {
+          // A synchronous bug must not escape into fuse-native: answer EIO.
+          this.logger.error({ op: name, err }, 'fuse op failed');
+          const cb = args[args.length - 1];
+          if (typeof cb === 'function') (cb as (e: number) => void)(ERRNO.EIO);
+        }
+      };
+    const track = <T>(p: Promise<T>, onOk: (v: T) => void, onErr: (e: number) => void, op: string): void => {
+      this.inFlight++;
+      p.then(
+        (v) => {
+          this.inFlight--;
+          onOk(v);
+        },
+        (err: unknown) => {
+          this.inFlight--;
+          if (!isIoError(err) || err.code === 'EIO') this.logger.warn({ op, err: errMessage(err) }, 'fuse op failed');
+          onErr(errnoOf(err));
+        },
+      );
+    };
+
+    return {
+      init: guard('init', (cb) => cb(0)),
+      getattr: guard('getattr', (path, cb) => {
+        if (path === '/') return cb(0, this.dirStat());
+        if (isFile(path)) return cb(0, this.fileStat());
+        return cb(ERRNO.ENOENT);
+      }),
+      fgetattr: guard('fgetattr', (path, _fd, cb) => {
+        if (path === '/') return cb(0, this.dirStat());
+        if (isFile(path)) return cb(0, this.fileStat());
+        return cb(ERRNO.ENOENT);
+      }),
+      readdir: guard('readdir', (path, cb) => {
+        if (path !== '/') return cb(isFile(path) ? ERRNO.ENOTDIR : ERRNO.ENOENT);
+        return cb(0, [this.fileName], [this.fileStat()]);
+      }),
+      statfs: guard('statfs', (_path, cb) => {
+        const blocks = Math.ceil(file.sizeBytes / BLOCK_SIZE);
+        const free = 0;
+        cb(0, { bsize: BLOCK_SIZE, frsize: BLOCK_SIZE, blocks, bfree: free, bavail: free, files: 2, ffree: 0, favail: 0, namemax: 255 });
+      }),
+      open: guard('open', (path, flags, cb) => {
+        if (path === '/') return cb(ERRNO.EISDIR);
+        if (!isFile(path)) return cb(ERRNO.ENOENT);
+        const acc = flags & O_ACCMODE;
+        if (!file.writable && (acc === O_WRONLY || acc === O_RDWR)) return cb(ERRNO.EROFS);
+        this.openHandles++;
+        return cb(0, this.nextFd++);
+      }),
+      release: guard('release', (_path, _fd, cb) => {
+        this.openHandles = Math.max(0, this.openHandles - 1);
+        cb(0);
+      }),
+      read: guard('read', (path, _fd, buf, len, pos, cb) => {
+        if (!isFile(path)) return cb(ERRNO.EBADF);
+        track(file.read(buf, len, pos), (n) => cb(n), (e) => cb(e), 'read');
+      }),
+      write: guard('write', (path, _fd, buf, len, pos, cb) => {
+        if (!isFile(path)) return cb(ERRNO.EBADF);
+        if (!file.writable) return cb(ERRNO.EROFS);
+        track(file.write(buf, len, pos), (n) => cb(n), (e) => cb(e), 'write');
+      }),
+      truncate: guard('truncate', (path, size, cb) => cb(this.truncateErrno(path, size))),
+      ftruncate: guard('ftruncate', (path, _fd, size, cb) => cb(this.truncateErrno(path, size))),
+      flush: guard('flush', (path, _fd, cb) => this.syncOp(path, cb, 'flush')),
+      fsync: guard('fsync', (path, _datasync, _fd, cb) => this.syncOp(path, cb, 'fsync')),
+    };
+  }
+
+  private truncateErrno(path: string, size: number): number {
+    if (path === '/') return ERRNO.EISDIR;
+    if (!this.isFilePath(path)) return ERRNO.ENOENT;
+    if (!this.writable) return ERRNO.EROFS;
+    return size === this.opts.file.sizeBytes ? 0 : ERRNO.EINVAL;
+  }
+
+  private syncOp(path: string, cb: (err: number) => void, op: string): void {
+    if (!this.isFilePath(path) || !this.writable) return cb(0);
+    this.inFlight++;
+    this.opts.file.flush().then(
+      () => {
+        this.inFlight--;
+        cb(0);
+      },
+      (err: unknown) => {
+        this.inFlight--;
+        this.logger.error({ op, err: errMessage(err) }, 'flush failed');
+        cb(errnoOf(err));
+      },
+    );
+  }
+
+  private isFilePath(path: string): boolean {
+    return path === this.filePath;
+  }
+}
+
+export interface FuseMount {
+  mountpoint: string;
+  /** The fuse-native object (kept alive for as long as the mount lives). */
+  fuse: FuseNative;
+  /** The `-o...` string handed to libfuse. */
+  optionString: string;
+}
+
+/** Mounts `adapter` at `mountpoint`; resolves once the kernel has sent INIT (the mount is live). */
+export async function mountFuse(
+  mountpoint: string,
+  adapter: FuseAdapter,
+  settings: FuseMountSettings,
+  opts: { initTimeoutMs?: number } = {},
+): Promise<FuseMount> {
+  const Fuse = loadFuseNative();
+  const extra = extraFuseOptions(settings);
+  // The subclass trick (native/README.md): fuse-native builds its `-o` string from a whitelist;
+  // we append what the whitelist lacks.
+  class EbsmountFuse extends Fuse {
+    protected override _fuseOptions(): string {
+      return appendFuseOptions(super._fuseOptions(), extra);
+    }
+    get optionString(): string {
+      return this._fuseOptions();
+    }
+  }
+  const fuse = new EbsmountFuse(mountpoint, adapter.ops(), nativeFuseOptions(settings));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new FuseUnavailableError(`the kernel did not answer the FUSE mount of ${mountpoint} within ${(opts.initTimeoutMs ?? 20_000) / 1000} s`)),
+      opts.initTimeoutMs ?? 20_000,
+    );
+    fuse.mount((err) => {
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
+  return { mountpoint, fuse, optionString: fuse.optionString };
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0];
+}
+
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,46 @@
+/**
+ * The control protocol between the CLI and a mount daemon: newline-delimited JSON over the
+ * daemon's unix socket (registry dir, `<pid>.sock`, mode 0600).
+ *
+ * Requests: `{op:'status'}` → one `{ok:true, status}`; `{op:'unmount', discard?}` → any number of
+ * `{progress:{done,total}}` lines while a writable mount commits, then one final
+ * `{ok:true, snapshotId, message}` or `{ok:false, error}`. A final message has `ok`. The daemon
+ * closes the connection after the final message.
+ */
+export interface MountStatus {
+  pid: number;
+  snapshotId: string;
+  mountpoint: string;
+  imagePath: string;
+  volumeSizeGiB: number;
+  sizeBytes: number;
+  writable: boolean;
+  allowOther: boolean;
+  log: string | null;
+  startedAt: string;
+  uptimeSeconds: number;
+  allocatedBlocks: number;
+  allocatedBlocksFinal: boolean;
+  dirtyBlocks: number | null;
+  cacheSizeBytes: number;
+  cachedBytes: number;
+  openHandles: number;
+  state: 'mounted' | 'unmounting' | 'committing' | 'stopped';
+  stats: Record<string, number>;
+}
+
+export type ControlRequest = { op: 'status' } | { op: 'unmount'; discard?: boolean };
+
+export interface ProgressMessage {
+  progress: { done: number; total: number };
+}
+
+export type FinalMessage =
+  | { ok: true; status?: MountStatus; snapshotId?: string | null; message?: string }
+  | { ok: false; error: string };
+
+export type ControlMessage = ProgressMessage | FinalMessage;
+
+export function isFinal(m: ControlMessage): m is FinalMessage {
+  return 'ok' in m;
+}

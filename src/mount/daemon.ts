@@ -1,0 +1,316 @@
+/**
+ * MountDaemon: one live mount — the opened snapshot (and writable layer), the FUSE mount, the
+ * control socket, the registry entry, the mount-table watcher — and its orderly end.
+ *
+ * Contract:
+ * - `MountDaemon.start(config, deps)` opens the snapshot first (so not found / not completed /
+ *   access denied / credentials / unreachable fail before anything is mounted; the EbsError is
+ *   thrown unchanged for the caller to describe), then the writable layer, then mounts, checks
+ *   that the kernel shows the mount with our options, and only then listens on the control socket
+ *   and registers. Any failure undoes what was done (nothing stays mounted) and rethrows.
+ * - `shutdown(reason)` runs once (later calls join it): unmount unless the mount is already gone
+ *   (busy: an error for `ebsmount unmount`, a lazy unmount for signals), wait until the kernel
+ *   closed our /dev/fuse fd (no op can arrive any more: the last write is in), then commit the
+ *   writable layer as a child snapshot (or discard it with --discard), close everything, remove
+ *   the registry entry. `done` resolves with the result; the caller exits with its exitCode.
+ * - A commit failure keeps the journal and says how to resume (`ebsmount commit --journal DIR`).
+ * - `status()` is what `ebsmount status` shows.
+ */
+import type { EbsApi, Tag } from '../ebs/api.js';
+import { expectedMountinfo, type FuseMountSettings } from '../fs/fuse-options.js';
+import { FuseAdapter, mountFuse, type FuseMount } from '../fs/fuse-adapter.js';
+import { makeVolumeFile, openSnapshotVolume, type OpenedVolume } from '../store/open-volume.js';
+import type { BlockReader, BlockWriter } from '../store/block-store.js';
+import type { Logger } from '../util/log.js';
+import type { MountStatus } from './control-protocol.js';
+import { ControlServer } from './control-server.js';
+import { fuseDeviceFds, unmountPath, waitForFuseRelease } from './kernel-unmount.js';
+import { findMount, type MountEntry } from './mountinfo.js';
+import type { MountConfig } from './mount-options.js';
+import { MountWatcher } from './mount-watcher.js';
+import type { MountRegistry } from './registry.js';
+
+/** What the daemon needs of src/writeback/writable-layer.ts (COMMON.md interface). */
+export interface WritableLayerLike {
+  reader: BlockReader;
+  writer: BlockWriter;
+  journalDir: string;
+  dirtyBlockCount(): number;
+  commit(onProgress?: (done: number, total: number) => void): Promise<{ snapshotId: string | null }>;
+  discard(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DaemonDeps {
+  api: EbsApi;
+  logger: Logger;
+  registry: MountRegistry;
+  logFile: string | null;
+}
+
+export type ShutdownReason = 'unmount' | 'signal' | 'external' | 'error';
+
+export interface ShutdownOptions {
+  discard?: boolean;
+  /** Fall back to a lazy unmount when the mount is busy (signals). */
+  allowLazy?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ShutdownResult {
+  snapshotId: string | null;
+  message: string;
+  exitCode: number;
+}
+
+export class BusyError extends Error {
+  override readonly name = 'BusyError';
+}
+
+type State = 'mounted' | 'unmounting' | 'committing' | 'stopped';
+
+export class MountDaemon {
+  readonly done: Promise<ShutdownResult>;
+  private resolveDone!: (r: ShutdownResult) => void;
+  private shutting: Promise<ShutdownResult> | undefined;
+  private state: State = 'mounted';
+  private readonly progressListeners = new Set<(done: number, total: number) => void>();
+  private readonly startedAt = new Date();
+  private readonly watcher: MountWatcher;
+  private readonly control: ControlServer;
+
+  private constructor(
+    readonly config: MountConfig,
+    private readonly deps: DaemonDeps,
+    readonly opened: OpenedVolume,
+    readonly layer: WritableLayerLike | undefined,
+    readonly adapter: FuseAdapter,
+    readonly mount: FuseMount,
+    readonly entry: MountEntry,
+  ) {
+    this.done = new Promise((r) => (this.resolveDone = r));
+    this.watcher = new MountWatcher(config.mountpoint, entry.dev, () => {
+      deps.logger.info({ mountpoint: config.mountpoint }, 'the mount was unmounted from outside');
+      void this.shutdown('external');
+    });
+    this.control = new ControlServer(deps.registry.socketPath(), async (req, send) => {
+      if (req.op === 'status') return send({ ok: true, status: this.status() });
+      try {
+        const r = await this.shutdown('unmount', {
+          discard: req.discard,
+          onProgress: (done, total) => send({ progress: { done, total } }),
+        });
+        if (r.exitCode === 0) send({ ok: true, snapshotId: r.snapshotId, message: r.message });
+        else send({ ok: false, error: r.message });
+      } catch (err) {
+        send({ ok: false, error: (err as Error).message });
+      }
+    });
+  }
+
+  get imagePath(): string {
+    return `${this.config.mountpoint}/${this.adapter.fileName}`;
+  }
+
+  static async start(config: MountConfig, deps: DaemonDeps): Promise<MountDaemon> {
+    const { api, logger } = deps;
+    const opened = await openSnapshotVolume(api, config.snapshotId, {
+      cacheSizeBytes: config.cacheSizeBytes,
+      readAheadBytes: config.readAheadBytes,
+      maxConcurrency: config.maxConcurrency,
+      requestRate: config.requestRate,
+      logger,
+    });
+    logger.info({ snapshotId: config.snapshotId, volumeSizeGiB: opened.volumeSizeGiB }, 'snapshot opened');
+    let layer: WritableLayerLike | undefined;
+    let mount: FuseMount | undefined;
+    try {
+      if (config.writable) layer = await openLayer(opened, config, deps);
+      const file = makeVolumeFile(opened, layer?.writer, layer?.reader ?? opened.reader);
+      const adapter = new FuseAdapter({
+        file,
+        snapshotId: config.snapshotId,
+        allowOther: config.allowOther,
+        uid: process.getuid?.() ?? 0,
+        gid: process.getgid?.() ?? 0,
+        logger,
+      });
+      const settings: FuseMountSettings = { snapshotId: config.snapshotId, writable: config.writable, allowOther: config.allowOther };
+      mount = await mountFuse(config.mountpoint, adapter, settings).catch((err: unknown) => {
+        throw new Error(`cannot mount FUSE at ${config.mountpoint}: ${(err as Error).message}`);
+      });
+      const entry = await findMount(config.mountpoint);
+      if (!entry) throw new Error(`the kernel does not show the mount at ${config.mountpoint}`);
+      checkMountinfo(entry, settings, logger);
+      logger.info({ mountpoint: config.mountpoint, options: mount.optionString, writable: config.writable, journal: layer?.journalDir }, 'mounted');
+      const daemon = new MountDaemon(config, deps, opened, layer, adapter, mount, entry);
+      try {
+        await daemon.control.listen();
+        await deps.registry.register({
+          pid: process.pid,
+          snapshotId: config.snapshotId,
+          mountpoint: config.mountpoint,
+          socket: deps.registry.socketPath(),
+          log: deps.logFile,
+          writable: config.writable,
+          startedAt: daemon.startedAt.toISOString(),
+        });
+      } catch (err) {
+        await daemon.shutdown('error', { allowLazy: true, discard: false });
+        throw err;
+      }
+      daemon.watcher.start();
+      return daemon;
+    } catch (err) {
+      if (mount) await unmountPath(config.mountpoint, { lazy: true });
+      if (layer) await layer.close().catch(() => undefined);
+      opened.close();
+      throw err;
+    }
+  }
+
+  status(): MountStatus {
+    const { config, opened } = this;
+    return {
+      pid: process.pid,
+      snapshotId: config.snapshotId,
+      mountpoint: config.mountpoint,
+      imagePath: this.imagePath,
+      volumeSizeGiB: opened.volumeSizeGiB,
+      sizeBytes: opened.sizeBytes,
+      writable: config.writable,
+      allowOther: config.allowOther,
+      log: this.deps.logFile,
+      startedAt: this.startedAt.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
+      allocatedBlocks: opened.allocatedBlocks(),
+      allocatedBlocksFinal: opened.counter.done,
+      dirtyBlocks: this.layer ? this.layer.dirtyBlockCount() : null,
+      cacheSizeBytes: config.cacheSizeBytes,
+      cachedBytes: opened.cache.cachedBytes,
+      openHandles: this.adapter.openHandles,
+      state: this.state,
+      stats: opened.stats.snapshot(),
+    };
+  }
+
+  /** Ends the mount once; later calls (and their progress listeners) join the first. */
+  shutdown(reason: ShutdownReason, opts: ShutdownOptions = {}): Promise<ShutdownResult> {
+    if (opts.onProgress) this.progressListeners.add(opts.onProgress);
+    if (this.shutting) return this.shutting;
+    const run = this.runShutdown(reason, opts);
+    this.shutting = run.then(
+      (r) => r,
+      (err: unknown) => {
+        // Unmount refused (busy): stay mounted and serving; a later request may try again.
+        this.shutting = undefined;
+        this.state = 'mounted';
+        if (opts.onProgress) this.progressListeners.delete(opts.onProgress);
+        throw err;
+      },
+    );
+    return this.shutting;
+  }
+
+  private async runShutdown(reason: ShutdownReason, opts: ShutdownOptions): Promise<ShutdownResult> {
+    const { logger } = this.deps;
+    const mnt = this.config.mountpoint;
+    this.state = 'unmounting';
+    logger.info({ reason }, 'unmounting');
+    if (reason !== 'external' && (await this.watcher.poll())) {
+      let r = await unmountPath(mnt);
+      if (!r.ok && r.busy && opts.allowLazy) {
+        logger.warn({ mountpoint: mnt, detail: r.message }, 'mount is busy: unmounting lazily; the image stays in use until its last user closes it');
+        r = await unmountPath(mnt, { lazy: true });
+      }
+      if (!r.ok && (await this.watcher.poll())) {
+        logger.warn({ detail: r.message }, 'unmount failed');
+        throw new BusyError(
+          r.busy
+            ? `${mnt} is busy: close files on it and detach loop devices of ${this.imagePath} (losetup -j ${this.imagePath}), then try again`
+            : `cannot unmount ${mnt}: ${r.message}`,
+        );
+      }
+    }
+    this.watcher.stop();
+    await waitForFuseRelease({
+      onWait: (ms) => logger.info({ waitedSeconds: Math.round(ms / 1000), openHandles: this.adapter.openHandles }, 'waiting for the kernel to release the image'),
+    });
+    logger.info({ stats: this.opened.stats.snapshot() }, 'unmounted');
+
+    let result: ShutdownResult = { snapshotId: null, message: `unmounted ${mnt}`, exitCode: 0 };
+    if (this.layer) result = await this.finishWritable(this.layer, opts.discard || this.config.discard);
+    else if (reason === 'error') result = { ...result, exitCode: 1 };
+
+    this.state = 'stopped';
+    this.opened.close();
+    this.deps.api.close?.();
+    await this.control.close().catch(() => undefined);
+    await this.deps.registry.unregister().catch(() => undefined);
+    logger.info({ snapshotId: result.snapshotId, exitCode: result.exitCode }, result.message);
+    this.resolveDone(result);
+    return result;
+  }
+
+  private async finishWritable(layer: WritableLayerLike, discard: boolean): Promise<ShutdownResult> {
+    const { logger } = this.deps;
+    const dirty = layer.dirtyBlockCount();
+    if (discard) {
+      await layer.discard();
+      return { snapshotId: null, message: `writes discarded (${dirty} dirty block${dirty === 1 ? '' : 's'}); no snapshot created`, exitCode: 0 };
+    }
+    this.state = 'committing';
+    logger.info({ dirtyBlocks: dirty, journal: layer.journalDir }, 'committing');
+    try {
+      const { snapshotId } = await layer.commit((done, total) => {
+        for (const l of this.progressListeners) l(done, total);
+      });
+      await layer.close().catch(() => undefined);
+      if (!snapshotId) return { snapshotId: null, message: 'no writes, no snapshot created', exitCode: 0 };
+      return { snapshotId, message: `committed ${dirty} block${dirty === 1 ? '' : 's'} as ${snapshotId} (child of ${this.config.snapshotId})`, exitCode: 0 };
+    } catch (err) {
+      await layer.close().catch(() => undefined);
+      const why = err instanceof Error ? err.message : String(err);
+      logger.error({ err: why, journal: layer.journalDir }, 'commit failed');
+      return {
+        snapshotId: null,
+        message: `commit failed: ${why}; the writes are kept in ${layer.journalDir}: resume with: ebsmount commit --journal ${layer.journalDir}`,
+        exitCode: 1,
+      };
+    }
+  }
+
+  /** For tests and diagnostics: this process's /dev/fuse fds. */
+  static fuseFds(): Promise<number> {
+    return fuseDeviceFds();
+  }
+}
+
+async function openLayer(opened: OpenedVolume, config: MountConfig, deps: DaemonDeps): Promise<WritableLayerLike> {
+  // Loaded only for writable mounts: the read-only path does not depend on the writeback code.
+  // (A computed specifier keeps this file compiling whether or not the module is there yet.)
+  const specifier = '../writeback/writable-layer.js';
+  const mod = (await import(specifier)) as {
+    openWritableLayer(o: OpenedVolume, opts: { api: EbsApi; journalDir?: string; description?: string; tags?: Tag[]; uploadConcurrency?: number; logger?: Logger }): Promise<WritableLayerLike>;
+  };
+  return mod.openWritableLayer(opened, {
+    api: deps.api,
+    journalDir: config.journalDir,
+    description: config.description,
+    tags: config.tags,
+    uploadConcurrency: config.uploadConcurrency,
+    logger: deps.logger,
+  });
+}
+
+/** Logs a warning for every option the kernel should show and does not. */
+function checkMountinfo(entry: MountEntry, settings: FuseMountSettings, logger: Logger): void {
+  const want = expectedMountinfo(settings);
+  const missing = [
+    ...(entry.fstype === want.fstype ? [] : [`type ${want.fstype}`]),
+    ...(entry.source === want.source ? [] : [`source ${want.source}`]),
+    ...want.superOptions.filter((o) => !entry.superOptions.includes(o)),
+    ...want.mountOptions.filter((o) => !entry.mountOptions.includes(o)),
+  ];
+  if (missing.length) logger.warn({ missing, fstype: entry.fstype, superOptions: entry.superOptions }, 'the kernel does not show some mount options');
+}

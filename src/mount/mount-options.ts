@@ -1,0 +1,73 @@
+/**
+ * MountConfig: the validated settings of one mount, from the CLI's argv. Pure parsing; every
+ * bad value is a one-line UserError.
+ *
+ * Sizes accept plain bytes or a binary suffix: 512M, 512MiB, 1G, 64k (K/M/G/T, powers of 1024).
+ * Tags are `key=value` (repeatable); the key is non-empty, the value may be empty.
+ */
+import { UserError } from '../cli/user-error.js';
+import type { Tag } from '../ebs/api.js';
+
+export interface MountConfig {
+  snapshotId: string;
+  mountpoint: string;
+  foreground: boolean;
+  cacheSizeBytes: number;
+  readAheadBytes: number;
+  maxConcurrency: number;
+  requestRate: number;
+  allowOther: boolean;
+  logFile: string | null;
+  logLevel: string;
+  writable: boolean;
+  description?: string;
+  tags: Tag[];
+  journalDir?: string;
+  uploadConcurrency: number;
+  discard: boolean;
+}
+
+export const MOUNT_DEFAULTS = {
+  cacheSize: '512M',
+  readAhead: '32M',
+  maxConcurrency: 64,
+  requestRate: 1000,
+  uploadConcurrency: 64,
+  logLevel: 'info',
+} as const;
+
+const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+export function parseSize(value: unknown, name: string): number {
+  const s = String(value).trim();
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(s);
+  if (!m) throw new UserError(`--${name} '${s}' is not a size (use bytes or a suffix: 512M, 1G)`, 2);
+  const bytes = Math.floor(Number(m[1]) * UNITS[m[2].toLowerCase()]);
+  if (!Number.isSafeInteger(bytes)) throw new UserError(`--${name} '${s}' is too large`, 2);
+  return bytes;
+}
+
+export function parsePositiveInt(value: unknown, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`--${name} must be a positive integer, not '${String(value)}'`, 2);
+  return n;
+}
+
+export function parseTags(values: unknown): Tag[] {
+  if (values === undefined || values === null) return [];
+  const list = Array.isArray(values) ? values : [values];
+  return list.map((v) => {
+    const s = String(v);
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new UserError(`--tag '${s}' must be key=value`, 2);
+    return { key: s.slice(0, eq), value: s.slice(eq + 1) };
+  });
+}
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export function parseLogLevel(value: unknown): string {
+  const s = String(value ?? MOUNT_DEFAULTS.logLevel).toLowerCase();
+  if (!LEVELS.has(s)) throw new UserError(`--log-level must be one of ${[...LEVELS].join(', ')}`, 2);
+  return s;
+}

@@ -1,0 +1,149 @@
+/**
+ * runMount: what `ebsmount [mount] SNAP MNT` does.
+ *
+ * 1. Validate before doing anything: option values, the snapshot id, the mountpoint, FUSE.
+ * 2. Without --foreground (and not already the daemon): spawn the detached daemon
+ *    (spawn-daemon.ts) and print `mounted SNAP at MNT (log: PATH)` once it reports the mount live,
+ *    or its one-line error (non-zero exit, nothing mounted).
+ * 3. As the daemon (--daemon-fd N) or in the foreground: open the snapshot, mount, report
+ *    readiness, serve until unmounted (ebsmount unmount, umount, fusermount -u, SIGINT/SIGTERM),
+ *    then exit with the shutdown's code. Foreground logs go to the terminal (pretty), the
+ *    daemon's to its log file.
+ */
+import { UserError } from '../cli/user-error.js';
+import { apiFromArgv, endpointFromArgv, type AwsArgs } from '../cli/aws-options.js';
+import { toUserError } from '../cli/describe-error.js';
+import { createLogger, type Logger } from '../util/log.js';
+import { MountDaemon, type ShutdownResult } from './daemon.js';
+import { MOUNT_DEFAULTS, parseLogLevel, parsePositiveInt, parseSize, parseTags, type MountConfig } from './mount-options.js';
+import { defaultLogFile } from './paths.js';
+import { checkFuse, checkMountpoint, checkSnapshotId } from './preflight.js';
+import { ReadinessPipe } from './readiness.js';
+import { MountRegistry } from './registry.js';
+import { spawnDaemon } from './spawn-daemon.js';
+
+export interface MountArgv extends AwsArgs {
+  snapshot: string;
+  mountpoint: string;
+  foreground?: boolean;
+  cacheSize?: string | number;
+  readAhead?: string | number;
+  maxConcurrency?: number;
+  requestRate?: number;
+  allowOther?: boolean;
+  logFile?: string;
+  logLevel?: string;
+  writable?: boolean;
+  description?: string;
+  tag?: string | string[];
+  journalDir?: string;
+  uploadConcurrency?: number;
+  discard?: boolean;
+  daemonFd?: number;
+}
+
+/** Validates everything that can be checked without I/O on EBS; returns the config. */
+export function buildMountConfig(argv: MountArgv): MountConfig {
+  checkSnapshotId(String(argv.snapshot));
+  const config: MountConfig = {
+    snapshotId: String(argv.snapshot),
+    mountpoint: String(argv.mountpoint),
+    foreground: Boolean(argv.foreground),
+    cacheSizeBytes: parseSize(argv.cacheSize ?? MOUNT_DEFAULTS.cacheSize, 'cache-size'),
+    readAheadBytes: parseSize(argv.readAhead ?? MOUNT_DEFAULTS.readAhead, 'read-ahead'),
+    maxConcurrency: parsePositiveInt(argv.maxConcurrency ?? MOUNT_DEFAULTS.maxConcurrency, 'max-concurrency'),
+    requestRate: parsePositiveInt(argv.requestRate ?? MOUNT_DEFAULTS.requestRate, 'request-rate'),
+    allowOther: Boolean(argv.allowOther),
+    logFile: argv.logFile ?? null,
+    logLevel: parseLogLevel(argv.logLevel),
+    writable: Boolean(argv.writable),
+    description: argv.description,
+    tags: parseTags(argv.tag),
+    journalDir: argv.journalDir,
+    uploadConcurrency: parsePositiveInt(argv.uploadConcurrency ?? MOUNT_DEFAULTS.uploadConcurrency, 'upload-concurrency'),
+    discard: Boolean(argv.discard),
+  };
+  if (!config.writable && (config.description !== undefined || config.tags.length || config.journalDir !== undefined)) {
+    throw new UserError('--description, --tag and --journal-dir apply only to --writable mounts', 2);
+  }
+  return config;
+}
+
+export async function runMount(argv: MountArgv): Promise<void> {
+  const config = buildMountConfig(argv);
+  config.mountpoint = checkMountpoint(config.mountpoint);
+  checkFuse();
+
+  if (!config.foreground && argv.daemonFd === undefined) {
+    const logFile = config.logFile ?? defaultLogFile(config.snapshotId);
+    const args = [...process.argv.slice(2), ...(config.logFile ? [] : ['--log-file', logFile]), '--daemon-fd', '3'];
+    const msg = await spawnDaemon({ args, logFile });
+    if (!msg.ok) throw new UserError(msg.message, msg.exitCode || 1);
+    process.stdout.write(`mounted ${config.snapshotId} at ${config.mountpoint} (log: ${logFile})\n`);
+    return;
+  }
+  await serve(config, argv);
+}
+
+/** The daemon proper (also the --foreground mode). Never returns: exits the process. */
+async function serve(config: MountConfig, argv: MountArgv): Promise<never> {
+  const pipe = argv.daemonFd !== undefined ? new ReadinessPipe(argv.daemonFd) : undefined;
+  const toTerminal = config.foreground && !config.logFile;
+  const logger = toTerminal ? createLogger({ level: config.logLevel, pretty: Boolean(process.stderr.isTTY) }) : createLogger({ level: config.logLevel, file: config.logFile ?? undefined });
+  installCrashGuards(logger);
+  let daemon: MountDaemon;
+  try {
+    const api = apiFromArgv({ ...argv, concurrency: config.maxConcurrency } as AwsArgs & { concurrency: number }, logger);
+    logger.info({ snapshotId: config.snapshotId, mountpoint: config.mountpoint, writable: config.writable, endpoint: endpointFromArgv(argv) }, 'mounting');
+    daemon = await MountDaemon.start(config, { api, logger, registry: new MountRegistry(), logFile: config.logFile });
+  } catch (err) {
+    const ue = toUserError(err, { snapshotId: config.snapshotId, endpoint: endpointFromArgv(argv) });
+    logger.error({ err: ue.message }, 'mount failed');
+    pipe?.send({ ok: false, message: ue.message, exitCode: ue.exitCode });
+    await flushLogger(logger);
+    // Exit here: SDK keep-alive sockets must not keep a failed daemon around.
+    process.stderr.write(`ebsmount: ${ue.message}\n`);
+    process.exit(ue.exitCode);
+  }
+
+  const onSignal = (sig: NodeJS.Signals) => {
+    logger.info({ signal: sig }, 'signal: unmounting');
+    daemon.shutdown('signal', { allowLazy: true }).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'unmount on signal failed'));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', () => logger.info('SIGHUP ignored'));
+
+  pipe?.send({ ok: true, pid: process.pid, snapshotId: config.snapshotId, mountpoint: config.mountpoint, imagePath: daemon.imagePath, log: config.logFile });
+  if (config.foreground) {
+    process.stdout.write(`mounted ${config.snapshotId} at ${config.mountpoint}: ${daemon.imagePath} (foreground; Ctrl-C or ebsmount unmount ends it)\n`);
+  }
+  const result: ShutdownResult = await daemon.done;
+  if (config.foreground) {
+    if (result.snapshotId) process.stdout.write(`${result.snapshotId}\n`);
+    process.stderr.write(`ebsmount: ${result.message}\n`);
+  }
+  await flushLogger(logger);
+  process.exit(result.exitCode);
+}
+
+function installCrashGuards(logger: Logger): void {
+  // A FUSE server that dies leaves a dead mount behind (ENOTCONN): log and keep serving.
+  process.on('uncaughtException', (err) => logger.error({ err: err.stack ?? err.message }, 'uncaught exception'));
+  process.on('unhandledRejection', (err) => logger.error({ err: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'unhandled rejection'));
+}
+
+export function flushLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 2_000);
+    try {
+      logger.flush(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+}

@@ -1,0 +1,93 @@
+/**
+ * What `ebsmount status` prints: request counts, their estimated cost at list prices
+ * (DESIGN §1: $0.003 per 1,000 blocks read, $0.006 per 1,000 written, $0.0006 per 1,000 list
+ * calls), and a two-column table per mount. Pure functions.
+ */
+import type { MountStatus } from './control-protocol.js';
+
+export const PRICE_PER_1000 = { get: 0.003, put: 0.006, list: 0.0006 } as const;
+
+export interface RequestCounts {
+  get: number;
+  list: number;
+  put: number;
+}
+
+export function requestCounts(stats: Record<string, number>): RequestCounts {
+  const n = (k: string) => stats[k] ?? 0;
+  return {
+    get: n('ebs.get.requests'),
+    list: n('ebs.list.requests') + n('ebs.changed.requests'),
+    put: n('ebs.put.requests'),
+  };
+}
+
+export function estimateCostUsd(r: RequestCounts): { get: number; list: number; put: number; total: number } {
+  const get = (r.get / 1000) * PRICE_PER_1000.get;
+  const list = (r.list / 1000) * PRICE_PER_1000.list;
+  const put = (r.put / 1000) * PRICE_PER_1000.put;
+  return { get, list, put, total: get + list + put };
+}
+
+/** The JSON `ebsmount status --json` prints for one mount. */
+export function statusJson(s: MountStatus): MountStatus & { requests: RequestCounts; estimatedCostUsd: ReturnType<typeof estimateCostUsd> } {
+  const requests = requestCounts(s.stats);
+  return { ...s, requests, estimatedCostUsd: estimateCostUsd(requests) };
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[u]}`;
+}
+
+export function formatDuration(seconds: number): string {
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = Math.floor(seconds % 60);
+  if (d) return `${d}d ${h}h ${m}m`;
+  if (h) return `${h}h ${m}m ${s}s`;
+  if (m) return `${m}m ${s}s`;
+  return `${s}s`;
+}
+
+function usd(x: number): string {
+  return x < 0.01 && x > 0 ? `$${x.toFixed(6)}` : `$${x.toFixed(4)}`;
+}
+
+export function formatStatusTable(s: MountStatus): string {
+  const st = (k: string) => s.stats[k] ?? 0;
+  const req = requestCounts(s.stats);
+  const cost = estimateCostUsd(req);
+  const hits = st('cache.hit');
+  const misses = st('cache.miss');
+  const ratio = hits + misses > 0 ? ` (${((100 * hits) / (hits + misses)).toFixed(1)}% hits)` : '';
+  const rows: [string, string][] = [
+    ['snapshot', s.snapshotId],
+    ['mountpoint', s.mountpoint],
+    ['image', s.imagePath],
+    ['volume size', `${s.volumeSizeGiB} GiB`],
+    ['allocated', `${s.allocatedBlocks} blocks (${formatBytes(s.allocatedBlocks * 524288)})${s.allocatedBlocksFinal ? '' : ', counting'}`],
+    ['mode', `${s.writable ? 'writable' : 'read-only'}${s.allowOther ? ', allow-other' : ''}${s.state !== 'mounted' ? ` (${s.state})` : ''}`],
+    ...(s.dirtyBlocks !== null ? [['dirty blocks', `${s.dirtyBlocks} (${formatBytes(s.dirtyBlocks * 524288)})`] as [string, string]] : []),
+    ['bytes read', formatBytes(st('bytes.read'))],
+    ...(s.writable ? [['bytes written', formatBytes(st('bytes.written'))] as [string, string]] : []),
+    ['cache', `${hits} hits, ${misses} misses${ratio}; ${formatBytes(s.cachedBytes)} of ${formatBytes(s.cacheSizeBytes)} used`],
+    ['blocks fetched', `${st('blocks.fetched')}`],
+    ['prefetch', `${st('prefetch.issued')} issued, ${st('prefetch.hit')} hits`],
+    ['retries', `${st('ebs.get.retries') + st('ebs.list.retries')} (throttled ${st('ebs.throttles')}, checksum mismatches ${st('ebs.checksum.mismatch')}, errors ${st('ebs.errors')})`],
+    ['requests', `${req.get} get, ${req.list} list, ${req.put} put`],
+    ['estimated cost', `${usd(cost.total)} at list prices`],
+    ['uptime', formatDuration(s.uptimeSeconds)],
+    ['pid', String(s.pid)],
+    ['log', s.log ?? '(terminal)'],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}

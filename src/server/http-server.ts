@@ -1,0 +1,207 @@
+/**
+ * The local EBS direct-API server over node:http: routing, the request pipeline and lifecycle.
+ *
+ * Pipeline of every request: route (unknown → 404 UnknownOperationException JSON) → read the body
+ * (bounded per operation) → SigV4 check (sigv4.ts) → injected latency → injected throttling /
+ * errors (faults.ts) → the operation (handlers.ts). Any ApiError becomes the service's error
+ * response; anything else is logged and answered 500 InternalServerException — never HTML.
+ *
+ * Contract:
+ * - `startEbsServer(opts)` resolves once the store is loaded and the socket listens; `url` is
+ *   http://HOST:PORT with the real port (port 0 picks a free one).
+ * - `close()` stops accepting, lets requests in flight finish (up to 5 s), then closes the store
+ *   (all acknowledged writes are already durable; nothing is lost if it is never called).
+ * - Requests are logged at debug level with operation, snapshot, block index, status and time;
+ *   never query strings (block and page tokens) or headers (credentials).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { BLOCK_SIZE } from '../ebs/constants.js';
+import type { Logger } from '../util/log.js';
+import { Faults, type FaultOptions } from './faults.js';
+import {
+  completeSnapshot,
+  getSnapshotBlock,
+  listChangedBlocks,
+  listSnapshotBlocks,
+  putSnapshotBlock,
+  startSnapshot,
+  type Handler,
+  type HandlerDeps,
+} from './handlers.js';
+import { verifyRequest, type Credentials, EMPTY_SHA256_HEX } from './sigv4.js';
+import { ServerStore } from './store.js';
+import { TokenCodec } from './tokens.js';
+import { ApiError, BodyTooLargeError, readBody, sendError } from './wire.js';
+
+export interface EbsServerOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  logger: Logger;
+  /** When set, signatures are verified against these keys. */
+  credentials?: Credentials;
+  faults: FaultOptions;
+  /** Block token lifetime, seconds. */
+  tokenTtlSeconds: number;
+  /** Multiplies snapshot Timeouts (testing aid). */
+  timeoutScale?: number;
+  /** Index range scanned per listing page; 0 = unbounded. */
+  listScanWindow?: number;
+}
+
+export interface RunningEbsServer {
+  url: string;
+  host: string;
+  port: number;
+  store: ServerStore;
+  faults: Faults;
+  close(): Promise<void>;
+}
+
+interface Route {
+  op: string;
+  handler: Handler;
+  snapshotId: string;
+  blockIndex?: string;
+  bodyLimit: number;
+}
+
+const SMALL_BODY = 256 * 1024;
+const EMPTY_SHA = Buffer.from(EMPTY_SHA256_HEX, 'hex');
+
+export function route(method: string, path: string): Route | undefined {
+  const seg = path.split('/');
+  if (seg[0] !== '' || seg[1] !== 'snapshots') return undefined;
+  let parts: string[];
+  try {
+    parts = seg.slice(2).map((s) => decodeURIComponent(s));
+  } catch {
+    return undefined;
+  }
+  const n = parts.length;
+  if (method === 'POST' && n === 0) return { op: 'StartSnapshot', handler: startSnapshot, snapshotId: '', bodyLimit: SMALL_BODY };
+  if (method === 'POST' && n === 2 && parts[0] === 'completion') {
+    return { op: 'CompleteSnapshot', handler: completeSnapshot, snapshotId: parts[1]!, bodyLimit: SMALL_BODY };
+  }
+  if (n === 3 && parts[1] === 'blocks') {
+    if (method === 'PUT') {
+      return { op: 'PutSnapshotBlock', handler: putSnapshotBlock, snapshotId: parts[0]!, blockIndex: parts[2], bodyLimit: BLOCK_SIZE };
+    }
+    if (method === 'GET') {
+      return { op: 'GetSnapshotBlock', handler: getSnapshotBlock, snapshotId: parts[0]!, blockIndex: parts[2], bodyLimit: SMALL_BODY };
+    }
+  }
+  if (method === 'GET' && n === 2 && parts[1] === 'blocks') {
+    return { op: 'ListSnapshotBlocks', handler: listSnapshotBlocks, snapshotId: parts[0]!, bodyLimit: SMALL_BODY };
+  }
+  if (method === 'GET' && n === 2 && parts[1] === 'changedblocks') {
+    return { op: 'ListChangedBlocks', handler: listChangedBlocks, snapshotId: parts[0]!, bodyLimit: SMALL_BODY };
+  }
+  return undefined;
+}
+
+export async function startEbsServer(opts: EbsServerOptions): Promise<RunningEbsServer> {
+  const logger = opts.logger;
+  const store = await ServerStore.open({ dataDir: opts.dataDir, logger, timeoutScale: opts.timeoutScale });
+  const tokens = new TokenCodec(store.secret, opts.tokenTtlSeconds * 1000);
+  const faults = new Faults(opts.faults);
+  const deps: HandlerDeps = { store, tokens, faults, logger, listScanWindow: opts.listScanWindow ?? 0 };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const t0 = performance.now();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const rt = route(req.method ?? '', path);
+    res.setHeader('x-amzn-RequestId', randomUUID());
+    try {
+      if (!rt) {
+        throw new ApiError('UnknownOperationException', `No EBS direct API operation matches ${req.method} ${path.slice(0, 200)}.`);
+      }
+      const body = await readBody(req, rt.bodyLimit);
+      const bodySha = body.length === 0 ? EMPTY_SHA : createHash('sha256').update(body).digest();
+      verifyRequest(req, bodySha.toString('hex'), opts.credentials);
+      await faults.delay();
+      faults.admit(rt.snapshotId);
+      await rt.handler(deps, {
+        req,
+        res,
+        body,
+        bodySha,
+        query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
+        snapshotId: rt.snapshotId,
+        blockIndex: rt.blockIndex,
+      });
+    } catch (err) {
+      if (err instanceof ApiError) {
+        sendError(res, err, { close: err instanceof BodyTooLargeError });
+      } else {
+        logger.error({ err, op: rt?.op, snapshotId: rt?.snapshotId }, 'internal error');
+        sendError(res, new ApiError('InternalServerException', 'An internal error occurred in the local EBS server.'));
+      }
+    } finally {
+      if (logger.isLevelEnabled('debug')) {
+        logger.debug(
+          { op: rt?.op ?? 'unknown', snapshotId: rt?.snapshotId || undefined, index: rt?.blockIndex, status: res.statusCode, ms: Math.round(performance.now() - t0) },
+          'request',
+        );
+      }
+    }
+  };
+
+  const server: Server = createServer((req, res) => {
+    void handle(req, res);
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 300_000;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify({ Message: 'Malformed HTTP request.' });
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\nx-amzn-ErrorType: ValidationException\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port, opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${hostForUrl}:${port}`,
+    host: opts.host,
+    port,
+    store,
+    faults,
+    close: () =>
+      (closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => server.closeAllConnections(), 5000);
+          force.unref();
+          server.close(() => {
+            clearTimeout(force);
+            resolve();
+          });
+          server.closeIdleConnections();
+        });
+        await store.close();
+      })()),
+  };
+}

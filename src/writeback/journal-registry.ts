@@ -1,0 +1,111 @@
+/**
+ * The journals on this machine: every directory under a journal root that holds a meta.json.
+ *
+ * Contract: `listJournals(root)` reads each journal without locking or changing it (a running
+ * mount may own it) and reports its state, parent, child, dirty blocks (replayed from index.log;
+ * for committed journals, the blocks the commit wrote), bytes used on disk, and whether a live
+ * process holds it. Directories that are not journals are skipped; unreadable journals are
+ * reported with `error` set. Newest first.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { Journal, type JournalMeta, type JournalState } from './journal.js';
+import { processIsAlive } from './journal-lock.js';
+import { BLOCKS_FILE, INDEX_FILE, LOCK_FILE, META_FILE } from './paths.js';
+
+export interface JournalInfo {
+  journalId: string;
+  dir: string;
+  parentSnapshotId: string;
+  childSnapshotId: string | null;
+  state: JournalState | 'damaged';
+  dirtyBlocks: number;
+  /** Bytes the journal's files take on disk. */
+  bytes: number;
+  createdAt: string;
+  description?: string;
+  endpoint?: string;
+  /** pid of the live process that holds the journal (a running mount), if any. */
+  inUseBy?: number;
+  lastError?: string;
+  error?: string;
+}
+
+export async function listJournals(root: string, opts: { all?: boolean } = {}): Promise<JournalInfo[]> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: JournalInfo[] = [];
+  for (const name of names) {
+    const dir = join(root, name);
+    if (!(await Journal.exists(dir))) continue;
+    const info = await describeJournal(dir);
+    if (!opts.all && info.state === 'committed') continue;
+    out.push(info);
+  }
+  return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+export async function describeJournal(dir: string): Promise<JournalInfo> {
+  let meta: JournalMeta;
+  try {
+    meta = await Journal.readMeta(dir);
+  } catch (err) {
+    return {
+      journalId: '?', dir, parentSnapshotId: '?', childSnapshotId: null, state: 'damaged', dirtyBlocks: 0,
+      bytes: await diskBytes(dir), createdAt: '', error: (err as Error).message,
+    };
+  }
+  const info: JournalInfo = {
+    journalId: meta.journalId,
+    dir,
+    parentSnapshotId: meta.parentSnapshotId,
+    childSnapshotId: meta.childSnapshotId ?? null,
+    state: meta.state,
+    dirtyBlocks: meta.committedBlocks ?? 0,
+    bytes: await diskBytes(dir),
+    createdAt: meta.createdAt,
+    ...(meta.description ? { description: meta.description } : {}),
+    ...(meta.endpoint ? { endpoint: meta.endpoint } : {}),
+    ...(meta.lastError ? { lastError: meta.lastError } : {}),
+  };
+  const owner = lockOwner(dir);
+  if (owner !== undefined) info.inUseBy = owner;
+  if (meta.state !== 'committed') {
+    try {
+      const j = await Journal.open(dir, { readOnly: true });
+      info.dirtyBlocks = j.dirtyBlockCount;
+      await j.close();
+    } catch (err) {
+      info.state = 'damaged';
+      info.error = (err as Error).message;
+    }
+  }
+  return info;
+}
+
+function lockOwner(dir: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(join(dir, LOCK_FILE), 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 0 && pid !== process.pid && processIsAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function diskBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of [META_FILE, BLOCKS_FILE, INDEX_FILE]) {
+    try {
+      total += (await stat(join(dir, name))).blocks * 512;
+    } catch {
+      // missing: committed journals keep only meta.json
+    }
+  }
+  return total;
+}

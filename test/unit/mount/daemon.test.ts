@@ -1,0 +1,141 @@
+/**
+ * MountDaemon in-process over the in-memory EBS double, with real FUSE: mount, read through the
+ * kernel (async I/O only: this process is the FUSE server), status and unmount over the control
+ * socket, external umount noticed, EBS errors fail before anything is mounted.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { MemoryEbsApi } from '../../../src/ebs/memory-api.js';
+import { BLOCK_SIZE } from '../../../src/ebs/constants.js';
+import { MountDaemon } from '../../../src/mount/daemon.js';
+import { MountRegistry } from '../../../src/mount/registry.js';
+import { controlRequest } from '../../../src/mount/control-client.js';
+import { findMount } from '../../../src/mount/mountinfo.js';
+import type { MountConfig } from '../../../src/mount/mount-options.js';
+import { silentLogger } from '../../../src/util/log.js';
+import { randomBlocks } from '../store/fixtures.js';
+
+const exec = promisify(execFile);
+
+function config(snapshotId: string, mountpoint: string, over: Partial<MountConfig> = {}): MountConfig {
+  return {
+    snapshotId, mountpoint, foreground: true, cacheSizeBytes: 64 * 1024 * 1024, readAheadBytes: 4 * 1024 * 1024,
+    maxConcurrency: 8, requestRate: 1000, allowOther: false, logFile: null, logLevel: 'silent', writable: false,
+    tags: [], uploadConcurrency: 4, discard: false, ...over,
+  };
+}
+
+describe('MountDaemon (in-process, real FUSE)', () => {
+  let root: string;
+  const daemons: MountDaemon[] = [];
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'ebsmount-daemon-'));
+  });
+  after(async () => {
+    for (const d of daemons) await d.shutdown('signal', { allowLazy: true }).catch(() => undefined);
+    await exec('sh', ['-c', `grep -o ' ${root}[^ ]*' /proc/self/mountinfo | xargs -r -n1 umount -l`]).catch(() => undefined);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  async function start(api: MemoryEbsApi, snap: string, name: string, over: Partial<MountConfig> = {}) {
+    const mnt = join(root, name);
+    await exec('mkdir', ['-p', mnt]);
+    const registry = new MountRegistry(join(root, 'run'));
+    const d = await MountDaemon.start(config(snap, mnt, over), { api, logger: silentLogger, registry, logFile: null });
+    daemons.push(d);
+    return { d, mnt, registry };
+  }
+
+  test('serves the image, answers status, unmounts over the socket and ends', async () => {
+    const api = new MemoryEbsApi();
+    const blocks = randomBlocks([0, 3, 2047]);
+    const snap = api.createCompletedSnapshot(blocks, 1);
+    const { d, mnt, registry } = await start(api, snap, 'a');
+    const img = join(mnt, `${snap}.img`);
+
+    assert.deepEqual(await readdir(mnt), [`${snap}.img`]);
+    const st = await stat(img);
+    assert.equal(st.size, 1024 ** 3);
+    assert.equal(st.mode & 0o777, 0o400);
+    assert.equal(st.uid, process.getuid!());
+
+    const fh = await open(img, 'r');
+    const buf = Buffer.alloc(BLOCK_SIZE + 100);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 3 * BLOCK_SIZE - 50);
+    await fh.close();
+    assert.equal(bytesRead, buf.length);
+    assert.deepEqual(buf.subarray(0, 50), Buffer.alloc(50));
+    assert.deepEqual(buf.subarray(50, 50 + BLOCK_SIZE), blocks.get(3));
+    assert.deepEqual(buf.subarray(50 + BLOCK_SIZE), Buffer.alloc(50));
+
+    // writes are refused: open for writing fails with EROFS
+    await assert.rejects(open(img, 'r+'), { code: 'EROFS' });
+
+    const entries = await registry.list();
+    assert.equal(entries.length, 1);
+    assert.equal(entries[0].mountpoint, mnt);
+    const status = await controlRequest(entries[0].socket, { op: 'status' });
+    assert.ok(status.ok && status.status);
+    assert.equal(status.status!.snapshotId, snap);
+    assert.equal(status.status!.volumeSizeGiB, 1);
+    assert.ok(status.status!.stats['bytes.read'] >= buf.length);
+    assert.equal(status.status!.stats['ebs.get.requests'], 1);
+
+    const fin = await controlRequest(entries[0].socket, { op: 'unmount' });
+    assert.ok(fin.ok);
+    const done = await d.done;
+    assert.equal(done.exitCode, 0);
+    assert.equal(await findMount(mnt), undefined);
+    assert.deepEqual(await registry.list(), []);
+    assert.equal(await MountDaemon.fuseFds(), 0);
+  });
+
+  test('a plain umount from outside ends the daemon', async () => {
+    const api = new MemoryEbsApi();
+    const snap = api.createCompletedSnapshot(randomBlocks([1]), 1);
+    const { d, mnt, registry } = await start(api, snap, 'b');
+    assert.ok(await findMount(mnt));
+    await exec('umount', [mnt]);
+    const done = await Promise.race([d.done, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5_000))]);
+    assert.notEqual(done, 'timeout');
+    assert.deepEqual(await registry.list(), []);
+  });
+
+  test('an unknown snapshot fails before anything is mounted', async () => {
+    const api = new MemoryEbsApi();
+    const mnt = join(root, 'c');
+    await exec('mkdir', ['-p', mnt]);
+    await assert.rejects(
+      MountDaemon.start(config('snap-0123456789abcdef0', mnt), { api, logger: silentLogger, registry: new MountRegistry(join(root, 'run')), logFile: null }),
+      { type: 'ResourceNotFoundException' },
+    );
+    assert.equal(await findMount(mnt), undefined);
+  });
+
+  test('a busy mount refuses ebsmount unmount, and a signal unmounts it lazily', async () => {
+    const api = new MemoryEbsApi();
+    const snap = api.createCompletedSnapshot(randomBlocks([0]), 1);
+    const { d, mnt } = await start(api, snap, 'd');
+    const fh = await open(join(mnt, `${snap}.img`), 'r');
+    try {
+      await assert.rejects(d.shutdown('unmount'), /busy/);
+      assert.ok(await findMount(mnt), 'still mounted after a refused unmount');
+      const ending = d.shutdown('signal', { allowLazy: true });
+      // lazily detached at once, but the daemon waits for the open file
+      for (let i = 0; i < 50 && (await findMount(mnt)); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await findMount(mnt), undefined);
+      const early = await Promise.race([ending.then(() => 'ended'), new Promise((r) => setTimeout(() => r('waiting'), 500))]);
+      assert.equal(early, 'waiting');
+      await fh.close();
+      const r = await ending;
+      assert.equal(r.exitCode, 0);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  });
+});
