@@ -11,6 +11,7 @@
  * - Yielded blocks are strictly ascending and unique across pages: anything at or below an
  *   index already yielded is dropped (a restarted listing may overlap).
  * - Other failures reject the iteration with the EbsError of the last attempt.
+ * - `firstPagePolicy` (optional) replaces `policy` for the first page only.
  * - `limiter` (optional) bounds list calls (the service allows 50/s per account).
  */
 import type { BlockPage, BlockRef, ChangedBlock, ChangedPage, EbsApi } from './api.js';
@@ -23,6 +24,8 @@ export interface PagingOptions {
   startingBlockIndex?: number;
   maxResults?: number;
   policy?: RetryPolicy;
+  /** Policy of the very first page only (e.g. fewer attempts, to report a dead endpoint fast). */
+  firstPagePolicy?: RetryPolicy;
   limiter?: RequestLimiter;
   signal?: AbortSignal;
   onRetry?: (event: RetryEvent) => void;
@@ -50,14 +53,14 @@ async function* pages<P extends Paged<B>, B extends { index: number }>(
   let startingBlockIndex = opts.startingBlockIndex;
   /** Highest index yielded so far. */
   let last = -1;
-  for (;;) {
+  for (let pageNo = 0; ; pageNo++) {
     const page = await withRetry(
       () => {
         const fn = () => call({ startingBlockIndex: nextToken ? undefined : startingBlockIndex, nextToken, maxResults, signal: opts.signal });
         return opts.limiter ? opts.limiter.run(fn) : fn();
       },
       {
-        policy: opts.policy ?? READ_RETRY,
+        policy: (pageNo === 0 ? opts.firstPagePolicy : undefined) ?? opts.policy ?? READ_RETRY,
         classify: classifyList,
         onRetry: opts.onRetry,
         signal: opts.signal,

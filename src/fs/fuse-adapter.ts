@@ -21,6 +21,7 @@
  * native/README.md) and resolves once the kernel sent INIT.
  */
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import type FuseNative from 'fuse-native';
 import { BLOCK_SIZE } from '../ebs/constants.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -284,6 +285,27 @@ export async function mountFuse(
     });
   });
   return { mountpoint, fuse, optionString: fuse.optionString };
+}
+
+/**
+ * After the kernel connection has ended (no /dev/fuse fd left), drops fuse-native's reference on
+ * the event loop (its `fuse_native_unmount` binding, which `Fuse#unmount` only reaches after a
+ * successful `fusermount -uz` — impossible once someone else unmounted). Without it the process
+ * could never exit on its own.
+ */
+export function releaseFuse(m: FuseMount): void {
+  try {
+    const require = createRequire(import.meta.url);
+    const pkgDir = dirname(require.resolve('fuse-native/package.json'));
+    const binding = createRequire(require.resolve('fuse-native'))('node-gyp-build')(pkgDir) as {
+      fuse_native_unmount(mnt: string, thread: Buffer): void;
+    };
+    const thread = (m.fuse as unknown as { _thread: Buffer | null })._thread;
+    if (thread) binding.fuse_native_unmount(m.mountpoint, thread);
+    (m.fuse as unknown as { _thread: Buffer | null })._thread = null;
+  } catch {
+    // best effort: the daemon exits explicitly anyway
+  }
 }
 
 function firstLine(s: string): string {

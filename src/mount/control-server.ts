@@ -15,6 +15,7 @@ export type ControlHandler = (req: ControlRequest, send: (m: ControlMessage) => 
 export class ControlServer {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  private readonly pending = new Set<Socket>();
 
   constructor(readonly path: string, private readonly handler: ControlHandler) {}
 
@@ -33,17 +34,24 @@ export class ControlServer {
     await chmod(this.path, 0o600);
   }
 
+  /**
+   * Stops accepting connections and removes the socket file. Connections still waiting for their
+   * final message (the unmount request that caused this) are left to finish; idle ones end.
+   */
   async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
-    for (const s of this.sockets) s.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    server?.close();
+    for (const s of this.sockets) if (!this.pending.has(s)) s.destroy();
     await rm(this.path, { force: true });
   }
 
   private onConnection(sock: Socket): void {
     this.sockets.add(sock);
-    sock.on('close', () => this.sockets.delete(sock));
+    sock.on('close', () => {
+      this.sockets.delete(sock);
+      this.pending.delete(sock);
+    });
     sock.on('error', () => undefined);
     let buf = '';
     let handled = false;
@@ -57,6 +65,7 @@ export class ControlServer {
         return;
       }
       handled = true;
+      this.pending.add(sock);
       const line = buf.slice(0, nl);
       let done = false;
       const send = (m: ControlMessage): void => {
@@ -64,6 +73,7 @@ export class ControlServer {
         sock.write(JSON.stringify(m) + '\n');
         if (isFinal(m)) {
           done = true;
+          this.pending.delete(sock);
           sock.end();
         }
       };

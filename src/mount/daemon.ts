@@ -18,7 +18,7 @@
  */
 import type { EbsApi, Tag } from '../ebs/api.js';
 import { expectedMountinfo, type FuseMountSettings } from '../fs/fuse-options.js';
-import { FuseAdapter, mountFuse, type FuseMount } from '../fs/fuse-adapter.js';
+import { FuseAdapter, mountFuse, releaseFuse, type FuseMount } from '../fs/fuse-adapter.js';
 import { makeVolumeFile, openSnapshotVolume, type OpenedVolume } from '../store/open-volume.js';
 import type { BlockReader, BlockWriter } from '../store/block-store.js';
 import type { Logger } from '../util/log.js';
@@ -46,6 +46,8 @@ export interface DaemonDeps {
   logger: Logger;
   registry: MountRegistry;
   logFile: string | null;
+  /** Registry key (default: the pid; in-process tests with several mounts pass their own). */
+  key?: string;
 }
 
 export type ShutdownReason = 'unmount' | 'signal' | 'external' | 'error';
@@ -78,6 +80,7 @@ export class MountDaemon {
   private readonly startedAt = new Date();
   private readonly watcher: MountWatcher;
   private readonly control: ControlServer;
+  private readonly key: string;
 
   private constructor(
     readonly config: MountConfig,
@@ -93,7 +96,8 @@ export class MountDaemon {
       deps.logger.info({ mountpoint: config.mountpoint }, 'the mount was unmounted from outside');
       void this.shutdown('external');
     });
-    this.control = new ControlServer(deps.registry.socketPath(), async (req, send) => {
+    this.key = deps.key ?? String(process.pid);
+    this.control = new ControlServer(deps.registry.socketPath(this.key), async (req, send) => {
       if (req.op === 'status') return send({ ok: true, status: this.status() });
       try {
         const r = await this.shutdown('unmount', {
@@ -145,12 +149,14 @@ export class MountDaemon {
       logger.info({ mountpoint: config.mountpoint, options: mount.optionString, writable: config.writable, journal: layer?.journalDir }, 'mounted');
       const daemon = new MountDaemon(config, deps, opened, layer, adapter, mount, entry);
       try {
+        await deps.registry.ensureDir();
         await daemon.control.listen();
         await deps.registry.register({
+          key: daemon.key,
           pid: process.pid,
           snapshotId: config.snapshotId,
           mountpoint: config.mountpoint,
-          socket: deps.registry.socketPath(),
+          socket: deps.registry.socketPath(daemon.key),
           log: deps.logFile,
           writable: config.writable,
           startedAt: daemon.startedAt.toISOString(),
@@ -246,7 +252,8 @@ export class MountDaemon {
     this.opened.close();
     this.deps.api.close?.();
     await this.control.close().catch(() => undefined);
-    await this.deps.registry.unregister().catch(() => undefined);
+    await this.deps.registry.unregister(this.key).catch(() => undefined);
+    releaseFuse(this.mount);
     logger.info({ snapshotId: result.snapshotId, exitCode: result.exitCode }, result.message);
     this.resolveDone(result);
     return result;

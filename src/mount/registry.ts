@@ -1,9 +1,10 @@
 /**
- * Registry of live mounts: one JSON file per mount daemon in the registry dir (paths.ts),
- * `<pid>.json`, next to its control socket `<pid>.sock`.
+ * Registry of live mounts: one JSON file per mount in the registry dir (paths.ts), `<key>.json`,
+ * next to its control socket `<key>.sock`. The key is the daemon's pid (one mount per daemon
+ * process); in-process tests that run several mounts give each its own key.
  *
  * Contract: `register` writes the entry atomically (temp file + rename) once the mount is live;
- * `unregister` removes the entry and the socket (missing files are fine). `list` returns every
+ * `unregister(key)` removes the entry and the socket (missing files are fine). `list` returns every
  * parseable entry with `alive` = the pid still runs; `removeStale` deletes the entries of dead
  * pids. Entries hold no secrets. The directory is created 0700.
  */
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { registryDir } from './paths.js';
 
 export interface RegistryEntry {
+  key: string;
   pid: number;
   snapshotId: string;
   mountpoint: string;
@@ -29,12 +31,12 @@ export interface ListedEntry extends RegistryEntry {
 export class MountRegistry {
   constructor(readonly dir: string = registryDir()) {}
 
-  socketPath(pid: number = process.pid): string {
-    return join(this.dir, `${pid}.sock`);
+  socketPath(key: string = String(process.pid)): string {
+    return join(this.dir, `${key}.sock`);
   }
 
-  entryPath(pid: number = process.pid): string {
-    return join(this.dir, `${pid}.json`);
+  entryPath(key: string = String(process.pid)): string {
+    return join(this.dir, `${key}.json`);
   }
 
   async ensureDir(): Promise<void> {
@@ -43,15 +45,15 @@ export class MountRegistry {
 
   async register(entry: RegistryEntry): Promise<void> {
     await this.ensureDir();
-    const file = this.entryPath(entry.pid);
+    const file = this.entryPath(entry.key);
     const tmp = `${file}.tmp`;
     await writeFile(tmp, JSON.stringify(entry, null, 2) + '\n', { mode: 0o600 });
     await rename(tmp, file);
   }
 
-  async unregister(pid: number = process.pid): Promise<void> {
-    await rm(this.entryPath(pid), { force: true });
-    await rm(this.socketPath(pid), { force: true });
+  async unregister(key: string = String(process.pid)): Promise<void> {
+    await rm(this.entryPath(key), { force: true });
+    await rm(this.socketPath(key), { force: true });
   }
 
   async list(): Promise<ListedEntry[]> {
@@ -62,12 +64,12 @@ export class MountRegistry {
       return [];
     }
     const out: ListedEntry[] = [];
-    for (const name of names.filter((n) => /^\d+\.json$/.test(n)).sort()) {
+    for (const name of names.filter((n) => /^[\w.-]+\.json$/.test(n)).sort()) {
       const file = join(this.dir, name);
       try {
         const e = JSON.parse(await readFile(file, 'utf8')) as RegistryEntry;
         if (typeof e.pid !== 'number' || typeof e.mountpoint !== 'string') continue;
-        out.push({ ...e, alive: pidAlive(e.pid), file });
+        out.push({ ...e, key: e.key ?? name.slice(0, -'.json'.length), alive: pidAlive(e.pid), file });
       } catch {
         // half-written or foreign file: skip
       }
@@ -81,7 +83,7 @@ export class MountRegistry {
 
   async removeStale(): Promise<ListedEntry[]> {
     const stale = (await this.list()).filter((e) => !e.alive);
-    for (const e of stale) await this.unregister(e.pid);
+    for (const e of stale) await this.unregister(e.key);
     return stale;
   }
 }

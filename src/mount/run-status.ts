@@ -23,7 +23,7 @@ export async function collectStatus(registry: MountRegistry, mountpoint?: string
   for (const e of await registry.list()) {
     if (want && e.mountpoint !== want) continue;
     if (!e.alive) {
-      await registry.unregister(e.pid);
+      await registry.unregister(e.key);
       continue;
     }
     try {

@@ -42,7 +42,7 @@ export async function runUnmount(argv: UnmountArgv, registry = new MountRegistry
       return;
     }
   }
-  if (entry) await registry.unregister(entry.pid);
+  if (entry) await registry.unregister(entry.key);
   const m = await findMount(mnt);
   if (!m) throw new UserError(`${argv.mountpoint} is not mounted`);
   if (!isEbsmountEntry(m)) throw new UserError(`${argv.mountpoint} is not an ebsmount mount (${m.fstype} ${m.source})`);

@@ -4,15 +4,20 @@
  * Contract:
  * - A block is stored once whatever number of snapshots (a whole lineage) reference it: `put` of
  *   content already stored (or being stored by a concurrent request) writes nothing.
- * - `put` resolves once the block file is durable: written to a temp name, fsync'ed, renamed into
- *   place. The rename's directory is fsync'ed by `syncDirs()`, which the metadata log runs before
- *   every flush, so a durable metadata record never names a block lost by a crash.
+ * - `put` resolves once the block file is durable: written with O_DSYNC straight to its final
+ *   name (3 thread-pool operations: open, write, close — the hot path of PutSnapshotBlock). The new
+ *   directory entry is fsync'ed by `syncDirs()`, which the metadata log runs before every flush,
+ *   so a durable metadata record never names a block lost by a crash.
+ *   No temp file + rename is needed: the metadata log is the only source of truth, and a block
+ *   file is referenced only after `put` resolved. A file torn by a crash is never referenced, and
+ *   after a restart content the log does not know is written again from scratch (O_TRUNC);
+ *   content the log knows is never rewritten, so readers never see a partial file.
  * - The all-zero block is never written: it is served from memory.
- * - `read` returns a fresh Buffer the caller may modify (the zero block included).
- * - No synchronous fs calls; stale temp files of a crashed run are removed at `init`.
+ * - `read` fills a caller's buffer (the caller may modify it; the zero block included).
+ * - No synchronous fs calls; temp files of older versions are removed at `init`.
  */
-import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { close as closeCb, constants as fsConstants, open as openCb, read as readCb, write as writeCb } from 'node:fs';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BLOCK_SIZE, ZERO_BLOCK_SHA256 } from '../ebs/constants.js';
 import type { Logger } from '../util/log.js';
@@ -25,8 +30,6 @@ export class BlockFiles {
   private readonly madeDirs = new Set<string>();
   private unsyncedDirs = new Set<string>();
   private stored = 0;
-  /** Temp names of this process carry this tag, so startup cleanup spares them. */
-  private readonly tmpTag = randomBytes(4).toString('hex');
 
   constructor(
     readonly root: string,
@@ -67,12 +70,25 @@ export class BlockFiles {
     return p;
   }
 
-  async read(shaHex: string): Promise<Buffer> {
-    if (shaHex === ZERO_SHA_HEX) return Buffer.alloc(BLOCK_SIZE);
-    return readFile(this.pathOf(shaHex));
+  /** Reads a whole block into `into` (BLOCK_SIZE bytes); resolves with it. */
+  async read(shaHex: string, into: Buffer = Buffer.allocUnsafe(BLOCK_SIZE)): Promise<Buffer> {
+    if (into.length !== BLOCK_SIZE) throw new RangeError('read: buffer must be one block');
+    if (shaHex === ZERO_SHA_HEX) return into.fill(0);
+    const fd = await cbOpen(this.pathOf(shaHex), fsConstants.O_RDONLY);
+    try {
+      let off = 0;
+      while (off < BLOCK_SIZE) {
+        const n = await cbRead(fd, into, off, BLOCK_SIZE - off, off);
+        if (n === 0) throw new Error(`block file ${shaHex} is shorter than a block (${off} bytes)`);
+        off += n;
+      }
+      return into;
+    } finally {
+      closeCb(fd, () => {});
+    }
   }
 
-  /** fsyncs every directory that received a rename since the last call. */
+  /** fsyncs every directory that received a new block file since the last call. */
   async syncDirs(): Promise<void> {
     if (this.unsyncedDirs.size === 0) return;
     const dirs = [...this.unsyncedDirs];
@@ -88,22 +104,13 @@ export class BlockFiles {
       this.unsyncedDirs.add(this.root);
     }
     const final = join(dir, shaHex);
-    const tmp = `${final}.tmp-${this.tmpTag}-${randomBytes(6).toString('hex')}`;
-    const fh = await open(tmp, 'w');
+    const fd = await cbOpen(final, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_DSYNC, 0o644);
     try {
       let off = 0;
-      while (off < data.length) {
-        const { bytesWritten } = await fh.write(data, off, data.length - off);
-        off += bytesWritten;
-      }
-      await fh.sync();
-    } catch (err) {
-      await fh.close().catch(() => {});
-      await rm(tmp, { force: true }).catch(() => {});
-      throw err;
+      while (off < data.length) off += await cbWrite(fd, data, off, data.length - off, off);
+    } finally {
+      await new Promise<void>((res) => closeCb(fd, () => res()));
     }
-    await fh.close();
-    await rename(tmp, final);
     this.unsyncedDirs.add(dir);
     this.known.add(shaHex);
     this.stored++;
@@ -116,7 +123,7 @@ export class BlockFiles {
       const dir = join(this.root, sub);
       this.madeDirs.add(dir);
       for (const name of await readdir(dir).catch(() => [] as string[])) {
-        if (name.includes('.tmp-') && !name.includes(`.tmp-${this.tmpTag}-`)) await rm(join(dir, name), { force: true });
+        if (name.includes('.tmp-')) await rm(join(dir, name), { force: true });
       }
     }
   }
@@ -129,4 +136,16 @@ export async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+function cbOpen(path: string, flags: number, mode?: number): Promise<number> {
+  return new Promise((res, rej) => openCb(path, flags, mode, (err, fd) => (err ? rej(err) : res(fd))));
+}
+
+function cbRead(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((res, rej) => readCb(fd, buf, off, len, pos, (err, n) => (err ? rej(err) : res(n))));
+}
+
+function cbWrite(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((res, rej) => writeCb(fd, buf, off, len, pos, (err, n) => (err ? rej(err) : res(n))));
 }

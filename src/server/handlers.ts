@@ -16,6 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BLOCK_SIZE, MAX_LIST_RESULTS, MIN_LIST_RESULTS } from '../ebs/constants.js';
 import { Reason } from '../ebs/errors.js';
 import type { Logger } from '../util/log.js';
+import type { BlockBufferPool } from './buffer-pool.js';
 import type { Faults } from './faults.js';
 import { pageOf } from './pagination.js';
 import { OWNER_ID, type ServerStore, type Snapshot, type StartParams, type Tag } from './store.js';
@@ -27,6 +28,7 @@ export interface HandlerDeps {
   tokens: TokenCodec;
   faults: Faults;
   logger: Logger;
+  pool: BlockBufferPool;
   /** Index range scanned per listing page; 0 = unbounded (see pagination.ts). */
   listScanWindow: number;
 }
@@ -202,8 +204,7 @@ export async function getSnapshotBlock(d: HandlerDeps, r: OpRequest): Promise<vo
       Reason.INVALID_BLOCK_TOKEN,
     );
   }
-  const data = await d.store.readBlock(sha);
-  if (data.length !== BLOCK_SIZE) throw new Error(`block file ${sha} has ${data.length} bytes`);
+  const data = await d.store.readBlock(sha, d.pool.take());
   d.faults.maybeCorrupt(data);
   r.res.writeHead(200, {
     'Content-Type': 'application/octet-stream',
@@ -212,6 +213,8 @@ export async function getSnapshotBlock(d: HandlerDeps, r: OpRequest): Promise<vo
     'x-amz-Checksum': Buffer.from(sha, 'hex').toString('base64'),
     'x-amz-Checksum-Algorithm': 'SHA256',
   });
+  // 'finish': the body was handed to the OS, the buffer is free again (not on an aborted response).
+  r.res.once('finish', () => d.pool.give(data));
   r.res.end(data);
 }
 

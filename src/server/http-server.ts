@@ -14,11 +14,12 @@
  * - Requests are logged at debug level with operation, snapshot, block index, status and time;
  *   never query strings (block and page tokens) or headers (credentials).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomUUID, webcrypto } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { BLOCK_SIZE } from '../ebs/constants.js';
 import type { Logger } from '../util/log.js';
+import { BlockBufferPool } from './buffer-pool.js';
 import { Faults, type FaultOptions } from './faults.js';
 import {
   completeSnapshot,
@@ -33,7 +34,7 @@ import {
 import { verifyRequest, type Credentials, EMPTY_SHA256_HEX } from './sigv4.js';
 import { ServerStore } from './store.js';
 import { TokenCodec } from './tokens.js';
-import { ApiError, BodyTooLargeError, readBody, sendError } from './wire.js';
+import { ApiError, BodyTooLargeError, readBody, readBodyInto, sendError } from './wire.js';
 
 export interface EbsServerOptions {
   dataDir: string;
@@ -107,7 +108,8 @@ export async function startEbsServer(opts: EbsServerOptions): Promise<RunningEbs
   const store = await ServerStore.open({ dataDir: opts.dataDir, logger, timeoutScale: opts.timeoutScale });
   const tokens = new TokenCodec(store.secret, opts.tokenTtlSeconds * 1000);
   const faults = new Faults(opts.faults);
-  const deps: HandlerDeps = { store, tokens, faults, logger, listScanWindow: opts.listScanWindow ?? 0 };
+  const pool = new BlockBufferPool();
+  const deps: HandlerDeps = { store, tokens, faults, logger, pool, listScanWindow: opts.listScanWindow ?? 0 };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const t0 = performance.now();
@@ -116,12 +118,23 @@ export async function startEbsServer(opts: EbsServerOptions): Promise<RunningEbs
     const path = q < 0 ? url : url.slice(0, q);
     const rt = route(req.method ?? '', path);
     res.setHeader('x-amzn-RequestId', randomUUID());
+    let pooled: Buffer | undefined;
     try {
       if (!rt) {
         throw new ApiError('UnknownOperationException', `No EBS direct API operation matches ${req.method} ${path.slice(0, 200)}.`);
       }
-      const body = await readBody(req, rt.bodyLimit);
-      const bodySha = body.length === 0 ? EMPTY_SHA : createHash('sha256').update(body).digest();
+      // A block body goes into a pooled buffer and is hashed on the thread pool (WebCrypto), off
+      // the event loop; other bodies are small.
+      let body: Buffer;
+      let bodySha: Buffer;
+      if (rt.op === 'PutSnapshotBlock' && req.headers['content-length'] === String(BLOCK_SIZE)) {
+        pooled = pool.take();
+        body = pooled.subarray(0, await readBodyInto(req, pooled));
+        bodySha = Buffer.from(await webcrypto.subtle.digest('SHA-256', body));
+      } else {
+        body = await readBody(req, rt.bodyLimit);
+        bodySha = body.length === 0 ? EMPTY_SHA : createHash('sha256').update(body).digest();
+      }
       verifyRequest(req, bodySha.toString('hex'), opts.credentials);
       await faults.delay();
       faults.admit(rt.snapshotId);
@@ -142,6 +155,8 @@ export async function startEbsServer(opts: EbsServerOptions): Promise<RunningEbs
         sendError(res, new ApiError('InternalServerException', 'An internal error occurred in the local EBS server.'));
       }
     } finally {
+      // The put is durable (or failed) by now: nothing reads the body any more.
+      if (pooled) pool.give(pooled);
       if (logger.isLevelEnabled('debug')) {
         logger.debug(
           { op: rt?.op ?? 'unknown', snapshotId: rt?.snapshotId || undefined, index: rt?.blockIndex, status: res.statusCode, ms: Math.round(performance.now() - t0) },

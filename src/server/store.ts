@@ -145,6 +145,7 @@ export class ServerStore {
     const { log, records, skipped, truncatedBytes } = await MetadataLog.open<LogRecord>(join(dir, 'metadata.log'), {
       beforeFlush: () => blocks.syncDirs(),
     });
+    await fsyncDir(dir); // the entries of blocks/ and metadata.log themselves
     if (truncatedBytes > 0) opts.logger.warn({ truncatedBytes }, 'dropped a torn record at the end of the metadata log');
     if (skipped > 0) opts.logger.warn({ skipped }, 'skipped corrupt records in the metadata log');
     const store = new ServerStore(opts, blocks, log, secret);
@@ -230,8 +231,9 @@ export class ServerStore {
     return out;
   }
 
-  readBlock(shaHex: string): Promise<Buffer> {
-    return this.blocks.read(shaHex);
+  /** Reads a block into `into` (one block long). */
+  readBlock(shaHex: string, into?: Buffer): Promise<Buffer> {
+    return this.blocks.read(shaHex, into);
   }
 
   // ---- StartSnapshot -------------------------------------------------------------------------
@@ -480,7 +482,7 @@ function validateStart(p: StartParams): void {
 async function acquirePidLock(path: string): Promise<void> {
   const prior = await readFile(path, 'utf8').catch(() => '');
   const pid = Number(prior.trim());
-  if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+  if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid) && (await looksLikeServer(pid))) {
     throw new DataDirInUseError(`the data directory is in use by another server (pid ${pid})`);
   }
   const fh = await open(path, 'w');
@@ -489,6 +491,13 @@ async function acquirePidLock(path: string): Promise<void> {
 }
 
 export class DataDirInUseError extends Error {}
+
+/** False when /proc shows that `pid` is some other program (a pid reused after a crash or reboot). */
+async function looksLikeServer(pid: number): Promise<boolean> {
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => undefined);
+  if (cmdline === undefined) return true;
+  return cmdline.split('\0').includes('serve');
+}
 
 function isAlive(pid: number): boolean {
   try {

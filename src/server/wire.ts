@@ -106,8 +106,54 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       }
       chunks.push(chunk);
     });
+    let ended = false;
     req.on('end', () => {
+      ended = true;
       if (!failed) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+    });
+    req.on('close', () => {
+      if (!ended && !failed) {
+        failed = true;
+        reject(new Error('request aborted'));
+      }
+    });
+    req.on('error', (err) => {
+      if (!failed) {
+        failed = true;
+        reject(err);
+      }
+    });
+  });
+}
+
+/**
+ * Reads the request body into `buf` (a pooled block buffer); resolves with the byte count. A body
+ * longer than `buf` is a BodyTooLargeError.
+ */
+export function readBodyInto(req: IncomingMessage, buf: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let n = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      if (n + chunk.length > buf.length) {
+        failed = true;
+        reject(new BodyTooLargeError(buf.length));
+        return;
+      }
+      chunk.copy(buf, n);
+      n += chunk.length;
+    });
+    let ended = false;
+    req.on('end', () => {
+      ended = true;
+      if (!failed) resolve(n);
+    });
+    req.on('close', () => {
+      if (!ended && !failed) {
+        failed = true;
+        reject(new Error('request aborted'));
+      }
     });
     req.on('error', (err) => {
       if (!failed) {

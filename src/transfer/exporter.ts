@@ -29,6 +29,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { ListingTokenRefresher, fetchVerifiedBlock } from './block-fetch.js';
 import { blockDeviceSize } from './image-source.js';
 import type { TransferProgress } from './importer.js';
+import { FIRST_CALL_RETRY } from './policies.js';
 import { runWorkers } from './worker-pool.js';
 
 export interface ExportOptions {
@@ -42,6 +43,8 @@ export interface ExportOptions {
   logger?: Logger;
   onProgress?: (p: TransferProgress) => void;
   readPolicy?: RetryPolicy;
+  /** Policy of the first listing page; default FIRST_CALL_RETRY (a dead endpoint fails fast). */
+  firstCallPolicy?: RetryPolicy;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   signal?: AbortSignal;
 }
@@ -103,7 +106,11 @@ export async function exportSnapshot(opts: ExportOptions): Promise<ExportResult>
   const kind = await targetKind(filePath, Boolean(opts.force));
 
   const listLimiter = new RequestLimiter({ maxConcurrency: 1, ratePerSecond: 20 });
-  const pages = snapshotBlockPages(api, snapshotId, { policy: opts.readPolicy ?? READ_RETRY, limiter: listLimiter, signal: opts.signal, sleep: opts.sleep });
+  const pages = snapshotBlockPages(api, snapshotId, {
+    policy: opts.readPolicy ?? READ_RETRY,
+    firstPagePolicy: opts.firstCallPolicy ?? FIRST_CALL_RETRY,
+    limiter: listLimiter, signal: opts.signal, sleep: opts.sleep,
+  });
   let first;
   try {
     first = await pages.next();
@@ -209,7 +216,11 @@ export async function exportSnapshot(opts: ExportOptions): Promise<ExportResult>
           }
           const { data } = await fetchVerifiedBlock({
             api, snapshotId, index: item.ref.index, token: item.ref.token, refresher, limiter: getLimiter,
-            policy: opts.readPolicy, signal, sleep: opts.sleep, onRetry: () => retries++,
+            policy: opts.readPolicy, signal, sleep: opts.sleep,
+            onRetry: (e) => {
+              retries++;
+              logger.debug({ snapshotId, index: item.ref.index, attempt: e.attempt, kind: e.kind, delayMs: e.delayMs }, 'export: retry');
+            },
           });
           if (!isDevice && isAllZero(data)) {
             zeroBlocks++;

@@ -29,13 +29,14 @@ import { BLOCK_SIZE, GIB, MAX_VOLUME_GIB } from '../ebs/constants.js';
 import { retryKind } from '../ebs/errors.js';
 import { RequestLimiter } from '../ebs/limiter.js';
 import { snapshotBlockPages } from '../ebs/paging.js';
-import { READ_RETRY, WRITE_RETRY, withRetry, type RetryPolicy } from '../ebs/retry.js';
+import { READ_RETRY, withRetry, type RetryPolicy } from '../ebs/retry.js';
 import { toUserError } from '../cli/describe-error.js';
 import { UserError } from '../cli/user-error.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { ListingTokenRefresher, fetchVerifiedBlock } from './block-fetch.js';
 import { ImageSource } from './image-source.js';
 import { BlockUploader } from './upload-queue.js';
+import { FIRST_CALL_RETRY } from './policies.js';
 import { runWorkers } from './worker-pool.js';
 
 export interface TransferProgress {
@@ -65,6 +66,8 @@ export interface ImportOptions {
   onProgress?: (p: TransferProgress) => void;
   writePolicy?: RetryPolicy;
   readPolicy?: RetryPolicy;
+  /** Policy of the first requests (parent's first page, StartSnapshot); default FIRST_CALL_RETRY. */
+  firstCallPolicy?: RetryPolicy;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   signal?: AbortSignal;
 }
@@ -158,7 +161,11 @@ export async function importImage(opts: ImportOptions): Promise<ImportResult> {
     let parentCursor: ListingCursor | undefined;
     if (parentSnapshotId) {
       const listLimiter = new RequestLimiter({ maxConcurrency: 1, ratePerSecond: 20 });
-      const pages = snapshotBlockPages(api, parentSnapshotId, { policy: opts.readPolicy ?? READ_RETRY, limiter: listLimiter, signal: opts.signal, sleep: opts.sleep });
+      const pages = snapshotBlockPages(api, parentSnapshotId, {
+        policy: opts.readPolicy ?? READ_RETRY,
+        firstPagePolicy: opts.firstCallPolicy ?? FIRST_CALL_RETRY,
+        limiter: listLimiter, signal: opts.signal, sleep: opts.sleep,
+      });
       let first;
       try {
         first = await pages.next();
@@ -198,7 +205,7 @@ export async function importImage(opts: ImportOptions): Promise<ImportResult> {
           timeoutMinutes: opts.timeoutMinutes,
           signal: opts.signal,
         }),
-        { policy: opts.writePolicy ?? WRITE_RETRY, classify: (e) => retryKind(e), signal: opts.signal, sleep: opts.sleep },
+        { policy: opts.firstCallPolicy ?? FIRST_CALL_RETRY, classify: (e) => retryKind(e), signal: opts.signal, sleep: opts.sleep },
       );
     } catch (err) {
       throw toUserError(err, parentSnapshotId
@@ -278,7 +285,10 @@ export async function importImage(opts: ImportOptions): Promise<ImportResult> {
                 parent = await fetchVerifiedBlock({
                   api, snapshotId: parentSnapshotId!, index: item.index, token: item.parentToken, refresher,
                   limiter: getLimiter, policy: opts.readPolicy, signal, sleep: opts.sleep,
-                  onRetry: () => readRetries++,
+                  onRetry: (e) => {
+                    readRetries++;
+                    logger.debug({ snapshotId: parentSnapshotId, index: item.index, attempt: e.attempt, kind: e.kind, delayMs: e.delayMs }, 'import: parent read retry');
+                  },
                 });
               } catch (err) {
                 failedStep = 'parent';

@@ -125,7 +125,8 @@ export class ProgressBar {
     ];
     const text = parts.join('  ');
     const columns = this.stream.columns || 100;
-    const barWidth = Math.max(10, Math.min(40, columns - text.length - this.label.length - 8));
+    // Width from the terminal only, so the bar does not jump as the numbers change length.
+    const barWidth = Math.max(10, Math.min(30, columns - 75 - this.label.length));
     const filled = Math.round(frac * barWidth);
     const bar = `[${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}]`;
     const out = `${this.label} ${bar} ${text}`;

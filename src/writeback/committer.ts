@@ -106,7 +106,11 @@ export async function commitJournal(journal: Journal, opts: CommitOptions): Prom
 
   const fail = (err: unknown, stage: string): CommitError => {
     if (err instanceof CommitError) return err;
-    const why = describeEbsError(err, { snapshotId: childId, endpoint: opts.endpoint, role: 'child snapshot', op: 'write' });
+    // Before the child exists, a missing snapshot is the parent.
+    const ctx = childId
+      ? { snapshotId: childId, role: 'child snapshot' }
+      : { snapshotId: meta.parentSnapshotId, role: 'parent snapshot' };
+    const why = describeEbsError(err, { ...ctx, endpoint: opts.endpoint, op: 'write' });
     return new CommitError(`commit of journal ${dir} failed while ${stage}: ${why}; ${resumeHint(dir)}`, dir, { cause: err });
   };
   const noteError = async (e: CommitError): Promise<void> => {

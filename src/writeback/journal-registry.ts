@@ -1,14 +1,16 @@
 /**
  * The journals on this machine: every directory under a journal root that holds a meta.json.
  *
- * Contract: `listJournals(root)` reads each journal without locking or changing it (a running
- * mount may own it) and reports its state, parent, child, dirty blocks (replayed from index.log;
+ * Contract: a journal made elsewhere (--journal-dir) is registered by a symlink
+ * `<root>/<journal-id>` → its directory (`registerJournal`), so it is listed too; a link whose
+ * target is gone is skipped. `listJournals(root)` reads each journal without locking or
+ * changing it (a running mount may own it) and reports its state, parent, child, dirty blocks (replayed from index.log;
  * for committed journals, the blocks the commit wrote), bytes used on disk, and whether a live
  * process holds it. Directories that are not journals are skipped; unreadable journals are
  * reported with `error` set. Newest first.
  */
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, readdir, realpath, rm, stat, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Journal, type JournalMeta, type JournalState } from './journal.js';
 import { processIsAlive } from './journal-lock.js';
@@ -42,13 +44,35 @@ export async function listJournals(root: string, opts: { all?: boolean } = {}): 
   }
   const out: JournalInfo[] = [];
   for (const name of names) {
-    const dir = join(root, name);
+    let dir = join(root, name);
     if (!(await Journal.exists(dir))) continue;
+    dir = await realpath(dir).catch(() => dir);
     const info = await describeJournal(dir);
     if (!opts.all && info.state === 'committed') continue;
     out.push(info);
   }
   return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+/** Makes a journal outside `root` visible to listJournals(root). No-op when it is inside. */
+export async function registerJournal(root: string, journalId: string, dir: string): Promise<void> {
+  const target = await realpath(dir);
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  if (dirname(target) === (await realpath(root))) return;
+  const link = join(root, journalId);
+  await rm(link, { force: true });
+  await symlink(target, link);
+}
+
+/** Removes the registration link of a journal (if any). */
+export async function unregisterJournal(root: string, journalId: string): Promise<void> {
+  const link = join(root, journalId);
+  try {
+    const st = await lstat(link);
+    if (st.isSymbolicLink()) await rm(link, { force: true });
+  } catch {
+    // not registered
+  }
 }
 
 export async function describeJournal(dir: string): Promise<JournalInfo> {

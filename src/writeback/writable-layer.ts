@@ -17,7 +17,7 @@
  *   layer only answers commit() with the same id.
  * - discard() deletes the journal; close() flushes and closes it, leaving it on disk (for
  *   `ebsmount commit --journal DIR` or a later mount with the same --journal-dir) — unless this
- *   layer created it and nothing was written (a failed or idle mount leaves no clutter). A commit
+ *   layer created it under the journal root and nothing was written (a failed or idle mount leaves no clutter). A commit
  *   without changes removes a journal this layer created under the journal root.
  */
 import { readdir, rm } from 'node:fs/promises';
@@ -33,6 +33,7 @@ import type { RetryPolicy } from '../ebs/retry.js';
 import { commitJournal, type ParentChecksum } from './committer.js';
 import { Journal, JournalError } from './journal.js';
 import { OverlayStore } from './overlay-store.js';
+import { registerJournal, unregisterJournal } from './journal-registry.js';
 import { defaultJournalRoot, newJournalDir, newJournalId } from './paths.js';
 
 export interface WritableLayerOptions {
@@ -100,6 +101,10 @@ export async function openWritableLayer(opened: OpenedVolume, opts: WritableLaye
         description: opts.description,
         tags: opts.tags,
       }, { logger });
+      if (opts.journalDir) {
+        await registerJournal(opts.journalRoot ?? defaultJournalRoot(), journalId, dir).catch((err: unknown) =>
+          logger.warn({ err, dir }, 'could not register the journal for `ebsmount journals`'));
+      }
       logger.info({ dir }, 'created journal');
     }
   } catch (err) {
@@ -151,11 +156,13 @@ export async function openWritableLayer(opened: OpenedVolume, opts: WritableLaye
     if (block === undefined) return undefined;
     return block === null ? 'absent' : sha256Base64(block);
   };
-  /** A journal this layer created and nobody wrote to is not worth keeping. */
+  /** A journal this layer created under the root and nobody wrote to is not worth keeping. */
+  const forget = (): Promise<void> => unregisterJournal(opts.journalRoot ?? defaultJournalRoot(), journal.journalId).catch(() => {});
   const removeIfUnused = async (): Promise<boolean> => {
-    if (resumed || journal.dirtyBlockCount > 0) return false;
+    if (resumed || opts.journalDir || journal.dirtyBlockCount > 0) return false;
     journalGone = true;
     await journal.destroy();
+    await forget();
     return true;
   };
 
@@ -191,6 +198,7 @@ export async function openWritableLayer(opened: OpenedVolume, opts: WritableLaye
       await seal();
       journalGone = true;
       await journal.destroy();
+      await forget();
       logger.info({ dir }, 'journal discarded');
     },
     async close() {

@@ -47,7 +47,7 @@ export const commitCommand: CommandModule<object, CommitArgv> = {
         describe: 'start a new child snapshot when the earlier one went to state error',
       })
       .option('verbose', { type: 'boolean', default: false, describe: 'log progress and retries to stderr' })
-      .example('$0 commit --journal ~/.local/state/ebsmount/journals/<id>', '') as unknown as Argv<CommitArgv>,
+      .example('$0 commit --journal ~/.local/state/ebsmount/journals/<id>', 'finish the commit of a crashed mount (see `ebsmount journals`)') as unknown as Argv<CommitArgv>,
   handler: async (argv) => {
     if (!argv.journal) throw new UserError('commit: --journal DIR is required (list journals with `ebsmount journals`)', 2);
     const concurrency = argv['upload-concurrency'] ?? DEFAULT_UPLOAD_CONCURRENCY;

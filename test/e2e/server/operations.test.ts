@@ -443,6 +443,25 @@ describe('ebsmount serve: operations', () => {
       }
     });
 
+    test('an internal failure (a block file lost from disk) is a 500 InternalServerException JSON; the server keeps serving', async () => {
+      const data = seededBlock(88);
+      const id = await makeSnapshot(client, new Map([[0, data], [1, seededBlock(89)]]));
+      const { blocks } = await listAllBlocks(client, id);
+      const { createHash } = await import('node:crypto');
+      const { rm } = await import('node:fs/promises');
+      const { join } = await import('node:path');
+      const hex = createHash('sha256').update(data).digest('hex');
+      await rm(join(server.dataDir, 'blocks', hex.slice(0, 2), hex));
+      const r = await rawRequest(server.endpoint, { method: 'GET', path: `/snapshots/${id}/blocks/0`, query: { blockToken: blocks.get(0)! } });
+      assert.equal(r.status, 500);
+      assert.equal(r.headers.get('x-amzn-errortype'), 'InternalServerException');
+      assert.equal(typeof r.json?.Message, 'string');
+      assert.ok(!r.json!.Message!.toString().includes(hex), 'no internals in the message');
+      await rejectsWith(client.send(new GetSnapshotBlockCommand({ SnapshotId: id, BlockIndex: 0, BlockToken: blocks.get(0)! })), 'InternalServerException', { status: 500 });
+      assert.ok((await getBlock(client, id, 1, blocks.get(1)!)).data.equals(seededBlock(89)));
+      assert.doesNotMatch(server.stderr(), new RegExp(blocks.get(0)!), 'the log never holds a block token');
+    });
+
     test('an unsigned request to a real operation is AccessDeniedException (403 JSON)', async () => {
       const r = await rawRequest(server.endpoint, { method: 'GET', path: '/snapshots/snap-0123456789abcdef0/blocks', sign: false });
       assert.equal(r.status, 403);

@@ -83,11 +83,17 @@ describe('openWritableLayer', () => {
     const other = await openParent(api, new Map([[0, patternBlock(2)]]));
     const t = await tempDir();
     const journalDir = join(t.dir, 'mine');
+    const journalRoot = join(t.dir, 'root');
     try {
-      const first = await openWritableLayer(opened, { api, journalDir });
+      const first = await openWritableLayer(opened, { api, journalDir, journalRoot });
       assert.equal(first.resumed, false);
       await first.writer.writeBlockRange(3, 100, Buffer.from('persisted'));
       await first.close();
+      const listed = await listJournals(journalRoot);
+      assert.equal(listed.length, 1, 'a journal outside the root is registered there');
+      assert.equal(listed[0]!.dir, journalDir);
+      assert.equal(listed[0]!.dirtyBlocks, 1);
+      assert.equal(listed[0]!.state, 'open');
 
       await assert.rejects(openWritableLayer(other.opened, { api, journalDir }), (e: unknown) => e instanceof UserError && /belongs to snapshot/.test(e.message));
 
@@ -99,6 +105,8 @@ describe('openWritableLayer', () => {
       const { snapshotId } = await second.commit();
       assert.ok(snapshotId);
       await second.close();
+      assert.equal((await listJournals(journalRoot)).length, 0);
+      assert.equal((await listJournals(journalRoot, { all: true }))[0]!.childSnapshotId, snapshotId);
       await assert.rejects(openWritableLayer(opened, { api, journalDir }), (e: unknown) => e instanceof UserError && /already committed/.test(e.message));
     } finally {
       opened.close();
