@@ -68,16 +68,17 @@ export function describeEbsError(err: unknown, ctx: ErrorContext = {}): string {
       return `invalid request${ctx.snapshotId ? ` for ${what}` : ''}: ${msg}`;
     }
     case 'AccessDeniedException': {
-      if (err.reason === 'DEPENDENCY_ACCESS_DENIED' || /kms|key/i.test(msg)) {
-        return `access denied to the KMS key of ${what} (check the key policy: kms:Decrypt${ctx.op === 'write' ? ', kms:GenerateDataKey' : ''} and kms:DescribeKey for your role)`;
-      }
-      if (/signature|access key|credential/i.test(msg)) {
+      if (/signature|security token|access key|credential|authenticat/i.test(msg)) {
         return `access denied by ${endpointName(ctx)}: ${msg} (check the access key and secret)`;
+      }
+      if (err.reason === 'DEPENDENCY_ACCESS_DENIED' || /\bkms\b/i.test(msg)) {
+        return `access denied to the KMS key of ${what} (check the key policy: kms:Decrypt${ctx.op === 'write' ? ', kms:GenerateDataKey' : ''} and kms:DescribeKey for your role)`;
       }
       const actions = ctx.op === 'write'
         ? 'ebs:StartSnapshot/PutSnapshotBlock/CompleteSnapshot'
         : 'ebs:ListSnapshotBlocks/GetSnapshotBlock';
-      return `access denied to ${what} (check IAM permissions for ${actions}, and the KMS key policy if the snapshot is encrypted)`;
+      const to = ctx.snapshotId ? ` to ${what}` : '';
+      return `access denied${to} (check IAM permissions for ${actions}, and the KMS key policy if the snapshot is encrypted)`;
     }
     case 'CredentialsError':
       if (/profile/i.test(msg) && !/could not load credentials from any providers/i.test(msg)) {

@@ -46,6 +46,12 @@ export class ControlServer {
     await rm(this.path, { force: true });
   }
 
+  /** Resolves once every connection has closed (final answers delivered), or after `ms`. */
+  async drained(ms = 3_000): Promise<void> {
+    const until = Date.now() + ms;
+    while (this.sockets.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  }
+
   private onConnection(sock: Socket): void {
     this.sockets.add(sock);
     sock.on('close', () => {

@@ -16,7 +16,7 @@
  * - A commit failure keeps the journal and says how to resume (`ebsmount commit --journal DIR`).
  * - `status()` is what `ebsmount status` shows.
  */
-import type { EbsApi, Tag } from '../ebs/api.js';
+import type { EbsApi } from '../ebs/api.js';
 import { expectedMountinfo, type FuseMountSettings } from '../fs/fuse-options.js';
 import { FuseAdapter, mountFuse, releaseFuse, type FuseMount } from '../fs/fuse-adapter.js';
 import { makeVolumeFile, openSnapshotVolume, type OpenedVolume } from '../store/open-volume.js';
@@ -48,6 +48,9 @@ export interface DaemonDeps {
   logFile: string | null;
   /** Registry key (default: the pid; in-process tests with several mounts pass their own). */
   key?: string;
+  /** Recorded in a writable mount's journal, so `ebsmount commit --journal` reaches the same service. */
+  endpoint?: string;
+  region?: string;
 }
 
 export type ShutdownReason = 'unmount' | 'signal' | 'external' | 'error';
@@ -287,6 +290,11 @@ export class MountDaemon {
     }
   }
 
+  /** After `done`: waits until the final answers on the control socket have gone out. */
+  drainControl(ms?: number): Promise<void> {
+    return this.control.drained(ms);
+  }
+
   /** For tests and diagnostics: this process's /dev/fuse fds. */
   static fuseFds(): Promise<number> {
     return fuseDeviceFds();
@@ -294,19 +302,17 @@ export class MountDaemon {
 }
 
 async function openLayer(opened: OpenedVolume, config: MountConfig, deps: DaemonDeps): Promise<WritableLayerLike> {
-  // Loaded only for writable mounts: the read-only path does not depend on the writeback code.
-  // (A computed specifier keeps this file compiling whether or not the module is there yet.)
-  const specifier = '../writeback/writable-layer.js';
-  const mod = (await import(specifier)) as {
-    openWritableLayer(o: OpenedVolume, opts: { api: EbsApi; journalDir?: string; description?: string; tags?: Tag[]; uploadConcurrency?: number; logger?: Logger }): Promise<WritableLayerLike>;
-  };
-  return mod.openWritableLayer(opened, {
+  // Loaded only for writable mounts: the read-only path does not load the writeback code.
+  const { openWritableLayer } = await import('../writeback/writable-layer.js');
+  return openWritableLayer(opened, {
     api: deps.api,
     journalDir: config.journalDir,
     description: config.description,
     tags: config.tags,
     uploadConcurrency: config.uploadConcurrency,
     logger: deps.logger,
+    endpoint: deps.endpoint,
+    region: deps.region,
   });
 }
 

@@ -9,6 +9,7 @@
  * pids. Entries hold no secrets. The directory is created 0700.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { registryDir } from './paths.js';
 
@@ -88,11 +89,17 @@ export class MountRegistry {
   }
 }
 
+/** True while `pid` runs (a zombie, exited but not yet reaped, counts as gone). */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }

@@ -95,7 +95,14 @@ async function serve(config: MountConfig, argv: MountArgv): Promise<never> {
   try {
     const api = apiFromArgv({ ...argv, concurrency: config.maxConcurrency } as AwsArgs & { concurrency: number }, logger);
     logger.info({ snapshotId: config.snapshotId, mountpoint: config.mountpoint, writable: config.writable, endpoint: endpointFromArgv(argv) }, 'mounting');
-    daemon = await MountDaemon.start(config, { api, logger, registry: new MountRegistry(), logFile: config.logFile });
+    daemon = await MountDaemon.start(config, {
+      api,
+      logger,
+      registry: new MountRegistry(),
+      logFile: config.logFile,
+      endpoint: endpointFromArgv(argv),
+      region: argv.region,
+    });
   } catch (err) {
     const ue = toUserError(err, { snapshotId: config.snapshotId, endpoint: endpointFromArgv(argv) });
     logger.error({ err: ue.message }, 'mount failed');
@@ -123,6 +130,7 @@ async function serve(config: MountConfig, argv: MountArgv): Promise<never> {
     if (result.snapshotId) process.stdout.write(`${result.snapshotId}\n`);
     process.stderr.write(`ebsmount: ${result.message}\n`);
   }
+  await daemon.drainControl();
   await flushLogger(logger);
   process.exit(result.exitCode);
 }

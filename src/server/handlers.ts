@@ -21,7 +21,7 @@ import type { Faults } from './faults.js';
 import { pageOf } from './pagination.js';
 import { OWNER_ID, type ServerStore, type Snapshot, type StartParams, type Tag } from './store.js';
 import type { TokenCodec } from './tokens.js';
-import { ApiError, epochSeconds, header, notFound, parseUint, sendJson, validation } from './wire.js';
+import { epochSeconds, header, notFound, parseUint, sendJson, validation } from './wire.js';
 
 export interface HandlerDeps {
   store: ServerStore;
@@ -310,4 +310,3 @@ export async function listChangedBlocks(d: HandlerDeps, r: OpRequest): Promise<v
 
 export type Handler = (d: HandlerDeps, r: OpRequest) => Promise<void>;
 
-export { ApiError };

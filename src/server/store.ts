@@ -18,6 +18,10 @@
  *   A pending snapshot with no put and no completion for Timeout minutes (× timeoutScale, for
  *   tests) turns `error`: checked when touched and by a timer.
  * - ClientToken: same token + same parameters → the same snapshot; other parameters → Conflict.
+ *
+ * Log records (a stable format: other parts' tests read it to count snapshots and puts):
+ *   {t:'start', id, volumeSize, parent?, tags?, description?, clientToken?, params, encrypted?,
+ *    kmsKeyArn?, timeout, at}   {t:'put', id, i, sha, at}   {t:'status', id, status, at, why?}
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';

@@ -16,6 +16,8 @@ import { UserError } from '../cli/user-error.js';
 export interface ImageInfo {
   sizeBytes: number;
   mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
   isBlockDevice: boolean;
 }
 
@@ -53,7 +55,7 @@ export class ImageSource {
       if (isBlockDevice) sizeBytes = await blockDeviceSize(st.rdev);
       else if (!st.isFile()) throw new UserError(`image ${path} is not a regular file or block device`);
       if (sizeBytes === 0) throw new UserError(`image ${path} is empty`);
-      return new ImageSource(path, fh, { sizeBytes, mtimeMs: st.mtimeMs, isBlockDevice });
+      return new ImageSource(path, fh, { sizeBytes, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, isBlockDevice });
     } catch (err) {
       await fh.close();
       throw err;

@@ -10,9 +10,10 @@
  *   over parent data IS written. (The direct APIs cannot tell whether a parent is encrypted; an
  *   encrypted parent may read random data where it has no block, see DESIGN §1 — such parents
  *   are out of scope here.) The parent's VolumeSize must be ≤ the new one.
- * - StartSnapshot gets a ClientToken derived from (real path, size, mtime, parent, description,
- *   tags), so re-running an interrupted import resumes the same pending snapshot and re-running a
- *   finished one returns the same id without uploading again.
+ * - StartSnapshot gets a ClientToken derived from (real path, size, mtime, ctime, inode, parent,
+ *   description, tags), so re-running an interrupted import resumes the same pending snapshot and
+ *   re-running a finished one returns the same id without uploading again. Block devices (whose
+ *   timestamps do not follow their content) get a fresh token per run.
  * - Up to `concurrency` blocks are processed at once (each: positional read, optional parent
  *   fetch, put), so at most ~2×concurrency blocks are in memory. Puts and parent reads retry with
  *   backoff (WRITE_RETRY / READ_RETRY); the first fatal failure stops the import.
@@ -21,7 +22,7 @@
  * - Failures are UserErrors whose one line says which step failed and which snapshot is left
  *   pending (it moves to `error` after its Timeout).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import type { BlockRef, EbsApi, SnapshotStatus, Tag } from '../ebs/api.js';
 import { blockChecksum, isAllZero } from '../ebs/checksum.js';
@@ -97,13 +98,15 @@ export function importClientToken(p: {
   path: string;
   sizeBytes: number;
   mtimeMs: number;
+  ctimeMs?: number;
+  ino?: number;
   parentSnapshotId?: string;
   description?: string;
   tags?: Tag[];
 }): string {
   const h = createHash('sha256')
-    .update(JSON.stringify(['ebsmount-import-v1', p.path, p.sizeBytes, Math.floor(p.mtimeMs), p.parentSnapshotId ?? null,
-      p.description ?? null, p.tags ?? []]))
+    .update(JSON.stringify(['ebsmount-import-v1', p.path, p.sizeBytes, p.mtimeMs, p.ctimeMs ?? null, p.ino ?? null,
+      p.parentSnapshotId ?? null, p.description ?? null, p.tags ?? []]))
     .digest('hex');
   return `ebsmount-import-${h.slice(0, 48)}`;
 }
@@ -185,14 +188,20 @@ export async function importImage(opts: ImportOptions): Promise<ImportResult> {
       }
     }
 
-    const clientToken = opts.clientToken ?? importClientToken({
-      path: await realpath(opts.imagePath),
-      sizeBytes,
-      mtimeMs: src.info.mtimeMs,
-      parentSnapshotId,
-      description: opts.description,
-      tags: opts.tags,
-    });
+    // A block device's timestamps do not follow its content: its imports get a one-off token
+    // (still idempotent across this run's own StartSnapshot retries).
+    const clientToken = opts.clientToken ?? (src.info.isBlockDevice
+      ? `ebsmount-import-${randomBytes(24).toString('hex')}`
+      : importClientToken({
+        path: await realpath(opts.imagePath),
+        sizeBytes,
+        mtimeMs: src.info.mtimeMs,
+        ctimeMs: src.info.ctimeMs,
+        ino: src.info.ino,
+        parentSnapshotId,
+        description: opts.description,
+        tags: opts.tags,
+      }));
     let started;
     try {
       started = await withRetry(

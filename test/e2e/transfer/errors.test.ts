@@ -147,7 +147,7 @@ describe('signature checking server', () => {
 
   test('wrong credentials: access denied, one line', async () => {
     const r = await runCli(['import', image, '--endpoint', authServer.endpoint], { env: { AWS_ACCESS_KEY_ID: 'AKIDWRONG', AWS_SECRET_ACCESS_KEY: 'nope' } });
-    oneLineError(r, 1, /access denied/);
+    oneLineError(r, 1, new RegExp(`^ebsmount: access denied by the EBS endpoint ${authServer.endpoint.replace(/\./g, '\\.')}: .*\\(check the access key and secret\\)\\n$`));
   });
 
   test('credentials from the environment are used', async () => {

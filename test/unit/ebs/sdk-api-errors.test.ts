@@ -37,6 +37,9 @@ test('access denied: IAM actions per operation, KMS wording for the key', () => 
   assert.match(describeEbsError(denied, { snapshotId: SNAP, op: 'write' }), /ebs:StartSnapshot\/PutSnapshotBlock\/CompleteSnapshot/);
   const kms = new EbsError('AccessDeniedException', 'Access to the KMS key was denied', { status: 403, reason: 'DEPENDENCY_ACCESS_DENIED' });
   assert.match(describeEbsError(kms, { snapshotId: SNAP }), /^access denied to the KMS key of snapshot snap-0123456789abcdef0 \(check the key policy: kms:Decrypt/);
+  assert.match(describeEbsError(denied, { op: 'write' }), /^access denied \(check IAM permissions for ebs:StartSnapshot/);
+  const unknownKey = new EbsError('AccessDeniedException', 'The security token included in the request is invalid (unknown access key id).', { status: 403, reason: 'UNAUTHORIZED_ACCOUNT' });
+  assert.match(describeEbsError(unknownKey), /^access denied by the EBS endpoint: The security token .* \(check the access key and secret\)$/);
   const sig = new EbsError('AccessDeniedException', 'The request signature we calculated does not match', { status: 403 });
   assert.match(describeEbsError(sig, { endpoint: 'http://127.0.0.1:9' }), /access denied by the EBS endpoint http:\/\/127\.0\.0\.1:9: .*signature.*check the access key/);
 });

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,8 +121,12 @@ describe('MountDaemon (in-process, real FUSE)', () => {
     const api = new MemoryEbsApi();
     const snap = api.createCompletedSnapshot(randomBlocks([0]), 1);
     const { d, mnt } = await start(api, snap, 'd');
-    const fh = await open(join(mnt, `${snap}.img`), 'r');
+    // Another process holds the image open. (Never this one: a process that holds files open on
+    // its own FUSE mount deadlocks when it spawns, since the child's exec closes them → FLUSH →
+    // answered by the event loop, which waits inside spawn for that exec.)
+    const holder = spawn('sh', ['-c', `exec 3<"${mnt}/${snap}.img"; echo open; exec sleep 60`], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
+      await new Promise((r) => holder.stdout!.once('data', r));
       await assert.rejects(d.shutdown('unmount'), /busy/);
       assert.ok(await findMount(mnt), 'still mounted after a refused unmount');
       const ending = d.shutdown('signal', { allowLazy: true });
@@ -131,11 +135,11 @@ describe('MountDaemon (in-process, real FUSE)', () => {
       assert.equal(await findMount(mnt), undefined);
       const early = await Promise.race([ending.then(() => 'ended'), new Promise((r) => setTimeout(() => r('waiting'), 500))]);
       assert.equal(early, 'waiting');
-      await fh.close();
+      holder.kill('SIGKILL');
       const r = await ending;
       assert.equal(r.exitCode, 0);
     } finally {
-      await fh.close().catch(() => undefined);
+      holder.kill('SIGKILL');
     }
   });
 });
