@@ -1,7 +1,8 @@
 /**
  * runStatus: what `ebsmount status [MOUNTPOINT] [--json]` does: asks every live daemon in the
  * registry (or the one at MOUNTPOINT) for its status over its control socket and prints a table
- * per mount, or with --json one JSON array of statusJson() objects. Entries whose daemon is gone
+ * per mount, or with --json a JSON array of statusJson() objects (one object when MOUNTPOINT is
+ * given). Entries whose daemon is gone
  * are removed from the registry and not shown.
  */
 import { realpathSync } from 'node:fs';
@@ -40,7 +41,9 @@ export async function runStatus(argv: StatusArgv, registry = new MountRegistry()
   const list = await collectStatus(registry, argv.mountpoint);
   if (argv.mountpoint && list.length === 0) throw new UserError(`no ebsmount mount at ${argv.mountpoint}`);
   if (argv.json) {
-    process.stdout.write(JSON.stringify(list.map(statusJson), null, 2) + '\n');
+    // One mount asked for: its object; otherwise an array of all of them.
+    const doc = argv.mountpoint ? statusJson(list[0]) : list.map(statusJson);
+    process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
     return;
   }
   if (list.length === 0) {

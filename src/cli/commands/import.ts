@@ -36,7 +36,7 @@ export const importCommand: CommandModule<object, ImportArgv> = {
       .positional('image', { type: 'string', describe: 'raw image file or block device', demandOption: true })
       .option('parent', { type: 'string', describe: 'parent snapshot: upload only the blocks that differ from it' })
       .option('description', { type: 'string', describe: 'snapshot description' })
-      .option('tag', { type: 'string', array: true, describe: 'tag key=value (repeatable)' })
+      .option('tag', { type: 'string', array: true, nargs: 1, describe: 'tag key=value (repeatable)' })
       .option('concurrency', { type: 'number', default: DEFAULT_CONCURRENCY, describe: 'blocks uploaded in parallel' })
       .option('timeout-minutes', { type: 'number', describe: `snapshot Timeout (${MIN_SNAPSHOT_TIMEOUT_MIN}–${MAX_SNAPSHOT_TIMEOUT_MIN} minutes; service default 60)` })
       .option('log-level', { type: 'string', default: 'warn', choices: LOG_LEVELS, describe: 'log level (stderr)' }) as unknown as Argv<ImportArgv>,
