@@ -38,7 +38,7 @@ pids_naming_work() {
   local d
   for d in /proc/[0-9]*; do
     [ "${d#/proc/}" = "$$" ] && continue
-    tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -qF "$work" && echo "${d#/proc/}"
+    { tr '\0' '\n' <"$d/cmdline"; } 2>/dev/null | grep -qF "$work" && echo "${d#/proc/}"
   done
   return 0
 }

@@ -24,8 +24,13 @@ export interface MountOptions {
   maxConcurrency: number;
   requestRate: number;
   writable?: boolean;
-  /** Extra environment for the daemon (e.g. NODE_OPTIONS=--cpu-prof). */
+  /** Extra environment for the daemon. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Node flags for the mount command, e.g. --cpu-prof (Node refuses it in NODE_OPTIONS; the
+   * daemon is spawned with the command's execArgv, so it inherits them).
+   */
+  nodeArgs?: string[];
 }
 
 export interface Mounted {
@@ -60,8 +65,8 @@ export class EbsmountCli {
     return { ...this.env, ...extra };
   }
 
-  cli(args: string[], opts: { timeoutMs: number; env?: NodeJS.ProcessEnv; allowFail?: boolean }): Promise<RunResult> {
-    return run(process.execPath, [this.mainJs, ...args], { timeoutMs: opts.timeoutMs, env: this.childEnv(opts.env), allowFail: opts.allowFail });
+  cli(args: string[], opts: { timeoutMs: number; env?: NodeJS.ProcessEnv; allowFail?: boolean; nodeArgs?: string[] }): Promise<RunResult> {
+    return run(process.execPath, [...(opts.nodeArgs ?? []), this.mainJs, ...args], { timeoutMs: opts.timeoutMs, env: this.childEnv(opts.env), allowFail: opts.allowFail });
   }
 
   /** `ebsmount import IMAGE`: returns the new snapshot id. */
@@ -80,7 +85,7 @@ export class EbsmountCli {
     ];
     if (opts.writable) args.push('--writable');
     const forceUnmount = this.cleanup.add(`mount ${mountpoint}`, () => this.forceUnmount(mountpoint));
-    const r = await this.cli(args, { timeoutMs, env: opts.env });
+    const r = await this.cli(args, { timeoutMs, env: opts.env, nodeArgs: opts.nodeArgs });
     if (!isMountpoint(mountpoint)) throw new Error(`ebsmount ${snapshotId} ${mountpoint} returned but nothing is mounted there`);
     const daemonPid = await this.daemonPid(mountpoint);
     this.cleanup.trackPid(daemonPid);

@@ -18,9 +18,10 @@ import type { BenchResults, ColdRead, LatencyRun, RandomRun, WarmRead } from './
 import { ddRead, ddWrite, type Transfer } from './dd.js';
 import { run, startBackground, stopProcess } from './exec.js';
 import { cpuSeconds, dropPageCache, isMountpoint, RssSampler, vmRssBytes } from './system.js';
-import { MB, mbPerSecond, median, statValue, upstreamCeiling } from './stats.js';
+import { MB, counterValue, mbPerSecond, median, statValue, upstreamCeiling } from './stats.js';
 import { planColdReads, runColdRandomReads, type RandomReadResult } from './fio.js';
 import { createSparseSnapshot, spreadBlockIndexes } from './sparse-snapshot.js';
+import { rawApiCeiling } from './raw-api.js';
 
 const READ_TIMEOUT_MS = 15 * 60_000;
 
@@ -56,6 +57,11 @@ export class BenchPhases {
     return this.ctx.settings;
   }
 
+  /** The random image in MiB: mounted reads stop there (the volume is rounded up to whole GiB). */
+  private get imageMiB(): number {
+    return this.s.imageBytes / MIB;
+  }
+
   private serverSettings(latencyMs: number, rateLimit = this.s.rateLimit): ServerSettings {
     return { latencyMs, jitterMs: this.s.jitterMs, rateLimit };
   }
@@ -85,9 +91,9 @@ export class BenchPhases {
     return this.ctx.cli.mount(snapshotId, mnt, endpoint, this.mountOptions(extra));
   }
 
-  private profileEnv(): NodeJS.ProcessEnv | undefined {
+  private profileArgs(): string[] | undefined {
     if (!this.s.cpuProfile) return undefined;
-    return { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(this.s.outDir, 'profiles')}` };
+    return ['--cpu-prof', `--cpu-prof-dir=${join(this.s.outDir, 'profiles')}`];
   }
 
   private async stats(m: Mounted): Promise<unknown> {
@@ -219,6 +225,12 @@ export class BenchPhases {
     };
     this.ctx.results.sequential.push(entry);
     const endpoint = await this.serverAt(latencyMs);
+    // This machine's own ceiling at this latency, measured side by side: the API client alone.
+    entry.rawApi = await rawApiCeiling({
+      endpoint, snapshotId: snap, concurrency: this.s.maxConcurrency, latencyMs,
+      blocks: Math.min(this.s.imageBytes / BLOCK_SIZE, this.s.quick ? 256 : 1024),
+    });
+    this.ctx.log(`raw API @${latencyMs} ms (${this.s.maxConcurrency} in flight, verified, no FUSE): ${entry.rawApi.mbps.toFixed(1)} MB/s, p50 ${entry.rawApi.p50Ms.toFixed(1)} ms, client CPU ${entry.rawApi.clientCpuSeconds.toFixed(2)} s`);
     entry.cold = await this.coldRead(snap, `mnt-cold-${latencyMs}ms`, endpoint);
     this.ctx.log(`cold @${latencyMs} ms: ${entry.cold.mbps.toFixed(1)} MB/s, ${entry.cold.requestsPerBlock?.toFixed(3) ?? 'n/a'} requests/block, RSS peak ${((entry.cold.rssPeakBytes ?? NaN) / MIB).toFixed(0)} MiB`);
     entry.warm = await this.warmRead(snap, `mnt-warm-${latencyMs}ms`, endpoint);
@@ -226,18 +238,18 @@ export class BenchPhases {
   }
 
   private async coldRead(snap: string, name: string, endpoint: string): Promise<ColdRead> {
-    const m = await this.freshMount(snap, name, endpoint, { env: this.profileEnv() });
+    const m = await this.freshMount(snap, name, endpoint, { nodeArgs: this.profileArgs() });
     try {
       await dropPageCache();
       const rss = m.daemonPid ? new RssSampler(m.daemonPid) : undefined;
       const cpu0 = m.daemonPid ? cpuSeconds(m.daemonPid) : undefined;
       const scpu0 = this.ctx.server.pid ? cpuSeconds(this.ctx.server.pid) : undefined;
-      const t = await ddRead(m.file, { timeoutMs: READ_TIMEOUT_MS });
+      const t = await ddRead(m.file, { timeoutMs: READ_TIMEOUT_MS, countMiB: this.imageMiB });
       const cpu1 = m.daemonPid ? cpuSeconds(m.daemonPid) : undefined;
       const scpu1 = this.ctx.server.pid ? cpuSeconds(this.ctx.server.pid) : undefined;
       const peak = rss?.stop().peakBytes;
       const stats = await this.stats(m);
-      const getRequests = statValue(stats, 'ebs.get.requests');
+      const getRequests = counterValue(stats, 'ebs.get.requests');
       const blocksRead = Math.ceil(t.bytes / BLOCK_SIZE);
       return {
         mbps: t.mbps, seconds: t.seconds, bytes: t.bytes, mountMs: m.mountMs,
@@ -258,13 +270,14 @@ export class BenchPhases {
     const rss = m.daemonPid ? new RssSampler(m.daemonPid) : undefined;
     try {
       await dropPageCache();
-      const fill = await ddRead(m.file, { timeoutMs: READ_TIMEOUT_MS });
+      const whole = { timeoutMs: READ_TIMEOUT_MS, countMiB: this.imageMiB };
+      const fill = await ddRead(m.file, whole);
       const runs: Transfer[] = [];
       for (let i = 0; i < 2; i++) {
         await dropPageCache();
-        runs.push(await ddRead(m.file, { timeoutMs: READ_TIMEOUT_MS }));
+        runs.push(await ddRead(m.file, whole));
       }
-      const reread = [await ddRead(m.file, { timeoutMs: READ_TIMEOUT_MS }), await ddRead(m.file, { timeoutMs: READ_TIMEOUT_MS })];
+      const reread = [await ddRead(m.file, whole), await ddRead(m.file, whole)];
       const stats = await this.stats(m);
       return {
         fillMbps: fill.mbps, mbps: best(runs), runsMbps: runs.map((r) => r.mbps), pageCacheMbps: best(reread),
@@ -294,10 +307,10 @@ export class BenchPhases {
       const file = join(fsmnt, 'big.bin');
       const fileBytes = (await stat(file)).size;
       await dropPageCache();
-      const before = statValue(await this.stats(m), 'ebs.get.requests');
+      const before = counterValue(await this.stats(m), 'ebs.get.requests');
       const t = await ddRead(file, { timeoutMs: READ_TIMEOUT_MS });
       const stats = await this.stats(m);
-      const after = statValue(stats, 'ebs.get.requests');
+      const after = counterValue(stats, 'ebs.get.requests');
       const blocksRead = Math.ceil(fileBytes / BLOCK_SIZE);
       const getRequests = before !== undefined && after !== undefined ? after - before : undefined;
       this.ctx.results.ext4 = {
@@ -333,10 +346,10 @@ export class BenchPhases {
       const m = await this.freshMount(snap, `mnt-random-qd${qd}`, endpoint);
       try {
         await dropPageCache();
-        const before = statValue(await this.stats(m), 'ebs.get.requests');
+        const before = counterValue(await this.stats(m), 'ebs.get.requests');
         const r: RandomRun = await runColdRandomReads({ file: m.file, offsets: plan, queueDepth: qd, scratchDir: scratch, timeoutMs: 600_000 });
         const stats = await this.stats(m);
-        const after = statValue(stats, 'ebs.get.requests');
+        const after = counterValue(stats, 'ebs.get.requests');
         r.getRequests = before !== undefined && after !== undefined ? after - before : undefined;
         r.requestsPerRead = r.getRequests === undefined ? undefined : r.getRequests / r.reads;
         r.stats = stats;

@@ -6,6 +6,7 @@
 import type { MachineInfo } from './system.js';
 import type { RandomReadResult } from './fio.js';
 import type { TargetResult } from './targets.js';
+import type { RawApiResult } from './raw-api.js';
 
 export interface ColdRead {
   mbps: number;
@@ -40,6 +41,8 @@ export interface WarmRead {
 export interface LatencyRun {
   latencyMs: number;
   upstreamCeilingMbps: number;
+  /** GetSnapshotBlock through the EbsApi alone on this machine (scripts/bench/raw-api.ts). */
+  rawApi?: RawApiResult;
   cold?: ColdRead;
   warm?: WarmRead;
 }

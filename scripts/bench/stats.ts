@@ -70,3 +70,14 @@ export function statValue(doc: unknown, key: string): number | undefined {
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/**
+ * A counter of `ebsmount status --json`: like statValue, but a counter absent from a document that
+ * has a `stats` object is 0 (the daemon lists only counters that moved). undefined when there is
+ * no document (status failed) or the value is not a number.
+ */
+export function counterValue(doc: unknown, key: string): number | undefined {
+  const v = statValue(doc, key);
+  if (v !== undefined) return v;
+  return isObject(doc) && isObject(doc.stats) && !(key in doc.stats) ? 0 : undefined;
+}

@@ -57,6 +57,13 @@ export class FuseUnavailableError extends Error {
 }
 
 let cachedFuse: FuseClass | undefined;
+/**
+ * Every Fuse object ever mounted, kept for the life of the process: its `_thread` and `_threads`
+ * Buffers hold libuv async handles that stay registered with the event loop (only unref'd), so
+ * letting the garbage collector free them crashes the process later (seen: SIGSEGV).
+ */
+const keepAlive = new Set<FuseNative>();
+const released = new WeakSet<FuseNative>();
 
 /** require('fuse-native'), turning a dlopen failure into a message that names libfuse2. */
 export function loadFuseNative(): FuseClass {
@@ -273,6 +280,7 @@ export async function mountFuse(
     }
   }
   const fuse = new EbsmountFuse(mountpoint, adapter.ops(), nativeFuseOptions(settings));
+  keepAlive.add(fuse);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new FuseUnavailableError(`the kernel did not answer the FUSE mount of ${mountpoint} within ${(opts.initTimeoutMs ?? 20_000) / 1000} s`)),
@@ -301,8 +309,8 @@ export function releaseFuse(m: FuseMount): void {
       fuse_native_unmount(mnt: string, thread: Buffer): void;
     };
     const thread = (m.fuse as unknown as { _thread: Buffer | null })._thread;
-    if (thread) binding.fuse_native_unmount(m.mountpoint, thread);
-    (m.fuse as unknown as { _thread: Buffer | null })._thread = null;
+    if (thread && !released.has(m.fuse)) binding.fuse_native_unmount(m.mountpoint, thread);
+    released.add(m.fuse);
   } catch {
     // best effort: the daemon exits explicitly anyway
   }

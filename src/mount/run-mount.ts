@@ -10,6 +10,7 @@
  *    then exit with the shutdown's code. Foreground logs go to the terminal (pretty), the
  *    daemon's to its log file.
  */
+import { resolve } from 'node:path';
 import { UserError } from '../cli/user-error.js';
 import { apiFromArgv, endpointFromArgv, type AwsArgs } from '../cli/aws-options.js';
 import { toUserError } from '../cli/describe-error.js';
@@ -54,12 +55,13 @@ export function buildMountConfig(argv: MountArgv): MountConfig {
     maxConcurrency: parsePositiveInt(argv.maxConcurrency ?? MOUNT_DEFAULTS.maxConcurrency, 'max-concurrency'),
     requestRate: parsePositiveInt(argv.requestRate ?? MOUNT_DEFAULTS.requestRate, 'request-rate'),
     allowOther: Boolean(argv.allowOther),
-    logFile: argv.logFile ?? null,
+    // Absolute: the daemon leaves the caller's working directory (so it never keeps it busy).
+    logFile: argv.logFile ? resolve(argv.logFile) : null,
     logLevel: parseLogLevel(argv.logLevel),
     writable: Boolean(argv.writable),
     description: argv.description,
     tags: parseTags(argv.tag),
-    journalDir: argv.journalDir,
+    journalDir: argv.journalDir ? resolve(argv.journalDir) : undefined,
     uploadConcurrency: parsePositiveInt(argv.uploadConcurrency ?? MOUNT_DEFAULTS.uploadConcurrency, 'upload-concurrency'),
     discard: Boolean(argv.discard),
   };
@@ -121,6 +123,7 @@ async function serve(config: MountConfig, argv: MountArgv): Promise<never> {
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', () => logger.info('SIGHUP ignored'));
 
+  if (pipe) process.chdir('/');
   pipe?.send({ ok: true, pid: process.pid, snapshotId: config.snapshotId, mountpoint: config.mountpoint, imagePath: daemon.imagePath, log: config.logFile });
   if (config.foreground) {
     process.stdout.write(`mounted ${config.snapshotId} at ${config.mountpoint}: ${daemon.imagePath} (foreground; Ctrl-C or ebsmount unmount ends it)\n`);

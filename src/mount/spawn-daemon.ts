@@ -3,7 +3,8 @@
  * (`process.execPath`, same script and node flags, the user's arguments plus `--daemon-fd 3` and
  * the log file), with stdout/stderr appended to the log file and a pipe as fd 3 (readiness.ts).
  *
- * Contract: resolves with the child's ReadyMessage. A child that exits without one yields
+ * Contract: resolves with the child's ReadyMessage — for a failure only once the child has exited.
+ * A child that exits without one yields
  * `{ok:false}` naming its exit status and the log. Ctrl-C in the parent while waiting stops the
  * child (SIGTERM: it unmounts whatever it has mounted). After `ok`, the child is unref'd and keeps
  * running on its own (its own session: no terminal signals reach it).
@@ -45,15 +46,26 @@ export async function spawnDaemon(opts: SpawnOptions): Promise<ReadyMessage> {
     const result = await new Promise<ReadyMessage>((resolve) => {
       let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
       let pipeEnded = !pipe;
+      let killTimer: NodeJS.Timeout | undefined;
       const timer = setTimeout(() => {
         child.kill('SIGTERM');
         resolve({ ok: false, message: `the mount daemon did not get ready within ${(opts.timeoutMs ?? 300_000) / 1000} s (log: ${opts.logFile})`, exitCode: 1 });
       }, opts.timeoutMs ?? 300_000);
       const settle = () => {
         const msg = parseReadyLine(text);
-        if (msg) {
+        if (msg?.ok) {
           clearTimeout(timer);
           return resolve(msg);
+        }
+        if (msg && !msg.ok) {
+          // A failed daemon exits right after saying so: wait for that (SIGKILL after 5 s), so
+          // when `ebsmount mount` returns an error no process of it is left.
+          if (exited) {
+            clearTimeout(timer);
+            return resolve(msg);
+          }
+          if (!killTimer) killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+          return;
         }
         if (pipeEnded && exited) {
           clearTimeout(timer);
@@ -64,7 +76,11 @@ export async function spawnDaemon(opts: SpawnOptions): Promise<ReadyMessage> {
       pipe?.on('data', settle);
       pipe?.on('end', () => ((pipeEnded = true), settle()));
       pipe?.on('error', () => ((pipeEnded = true), settle()));
-      child.on('exit', (code, signal) => ((exited = { code, signal }), settle()));
+      child.on('exit', (code, signal) => {
+        exited = { code, signal };
+        if (killTimer) clearTimeout(killTimer);
+        settle();
+      });
       child.on('error', (err) => {
         clearTimeout(timer);
         resolve({ ok: false, message: `cannot start the mount daemon: ${err.message}`, exitCode: 1 });

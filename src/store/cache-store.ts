@@ -5,6 +5,9 @@
  * Contract:
  * - Bytes held by cached blocks never exceed `cacheSizeBytes` (lru-cache maxSize). Blocks known
  *   to read as zeros are never stored nor fetched: readBlock resolves null.
+ * - Blocks being fetched are memory too: a large cache keeps `inFlightReserveBlocks` (the prefetch
+ *   slots plus a few demand reads, at most an eighth of the cache) free for them, so cached plus
+ *   in-flight blocks stay within `cacheSizeBytes` and the daemon's RSS within cache + overhead.
  * - Single flight: concurrent reads of one block share one request, whether demand or prefetch.
  * - `prefetch(index)` queues a background fetch that fills the cache: a no-op when the block is
  *   cached, in flight, queued or known zero; refused ('full') when `prefetchBudgetBlocks` fetches
@@ -37,6 +40,11 @@ export interface CacheStoreOptions {
   backgroundConcurrency?: number;
   /** Most prefetches queued or running. Default: a quarter of the cache, in blocks. */
   prefetchBudgetBlocks?: number;
+  /**
+   * Cache space kept free for blocks in flight. Default: backgroundConcurrency + 4 blocks, at
+   * most an eighth of the cache (so a small cache keeps all of its blocks).
+   */
+  inFlightReserveBlocks?: number;
   logger?: Logger;
 }
 
@@ -71,10 +79,11 @@ export class CacheStore implements BlockReader {
     const cacheBlocks = Math.floor(this.cacheSizeBytes / BLOCK_SIZE);
     this.prefetchBudgetBlocks = Math.max(0, opts.prefetchBudgetBlocks ?? Math.floor(cacheBlocks / 4));
     this.backgroundConcurrency = Math.max(0, opts.backgroundConcurrency ?? 16);
+    const reserveBlocks = Math.max(0, Math.min(opts.inFlightReserveBlocks ?? this.backgroundConcurrency + 4, Math.floor(cacheBlocks / 8)));
     this.lru =
       cacheBlocks > 0
         ? new LRUCache<number, Buffer>({
-            maxSize: this.cacheSizeBytes,
+            maxSize: this.cacheSizeBytes - reserveBlocks * BLOCK_SIZE,
             sizeCalculation: (buf) => buf.length,
             dispose: (_buf, index) => {
               this.prefetchedUnread.delete(index);

@@ -23,7 +23,7 @@ import { sha256Base64 } from '../ebs/checksum.js';
 import { BLOCK_SIZE } from '../ebs/constants.js';
 import { IoError } from '../fs/io-error.js';
 import type { BlockReader, BlockWriter, ReadBlockOptions } from '../store/block-store.js';
-import { silentLogger, type Logger } from '../util/log.js';
+import type { Logger } from '../util/log.js';
 import { Stats } from '../util/stats.js';
 import type { Journal } from './journal.js';
 
@@ -41,6 +41,7 @@ export interface OverlayOptions {
   /** Dirty blocks kept in memory for read-modify-write. Default 16. */
   cacheBlocks?: number;
   stats?: Stats;
+  /** Accepted for symmetry with the other stores; nothing is logged per block. */
   logger?: Logger;
 }
 
@@ -70,7 +71,6 @@ export class OverlayStore implements BlockReader, BlockWriter {
   readonly journal: Journal;
   private readonly lower: BlockReader;
   private readonly stats: Stats;
-  private readonly logger: Logger;
   private readonly locks = new KeyedMutex();
   private readonly dirty: LRUCache<number, Buffer>;
   /** SHA-256 of the parent's block ('absent': it read as zeros), learned by read-modify-writes. */
@@ -80,7 +80,6 @@ export class OverlayStore implements BlockReader, BlockWriter {
     this.journal = opts.journal;
     this.lower = opts.lower;
     this.stats = opts.stats ?? new Stats();
-    this.logger = opts.logger ?? silentLogger;
     this.dirty = new LRUCache<number, Buffer>({ max: Math.max(1, opts.cacheBlocks ?? 16) });
   }
 

@@ -18,8 +18,6 @@ import {
   Cleanup, childrenOf, daemonPid, isMounted, isolateState, kill9, mountCli, printedId, tempDir, umountQuiet, waitFor,
 } from './harness.js';
 
-const MiB = 1024 * 1024;
-
 interface JournalListing {
   dir: string;
   state: string;

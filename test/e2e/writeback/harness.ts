@@ -105,7 +105,9 @@ export async function mountFs(cleanup: Cleanup, dev: string, options: string, fs
 export async function daemonPid(mountpoint: string): Promise<number> {
   const r = await runCli(['status', mountpoint, '--json']);
   if (r.code !== 0) throw new Error(`status failed: ${r.stderr}`);
-  const list = JSON.parse(r.stdout) as { pid: number; mountpoint: string }[];
+  // One object when a mountpoint is given (an array in older builds: accept both).
+  const doc = JSON.parse(r.stdout) as { pid: number; mountpoint: string } | { pid: number; mountpoint: string }[];
+  const list = Array.isArray(doc) ? doc : [doc];
   const entry = list.find((e) => e.mountpoint === mountpoint) ?? list[0];
   if (!entry) throw new Error(`no daemon for ${mountpoint}`);
   return entry.pid;

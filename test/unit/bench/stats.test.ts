@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { percentile, median, upstreamCeiling, percentOf, statValue, mbPerSecond } from '../../../scripts/bench/stats.js';
+import { percentile, median, upstreamCeiling, percentOf, statValue, counterValue, mbPerSecond } from '../../../scripts/bench/stats.js';
 
 describe('bench stats', () => {
   test('percentile interpolates between closest ranks and ignores input order', () => {
@@ -39,5 +39,12 @@ describe('bench stats', () => {
     assert.equal(statValue({ stats: {} }, 'cache.hit'), undefined);
     assert.equal(statValue({ 'cache.hit': '3' }, 'cache.hit'), undefined);
     assert.equal(statValue(null, 'cache.hit'), undefined);
+  });
+  test('counterValue reads an absent counter of a stats document as 0, a missing document as undefined', () => {
+    assert.equal(counterValue({ stats: { 'ebs.get.requests': 5 } }, 'ebs.get.requests'), 5);
+    assert.equal(counterValue({ stats: { 'cache.hit': 1 } }, 'ebs.get.requests'), 0);
+    assert.equal(counterValue({ stats: { 'ebs.get.requests': 'x' } }, 'ebs.get.requests'), undefined);
+    assert.equal(counterValue(undefined, 'ebs.get.requests'), undefined);
+    assert.equal(counterValue({ pid: 3 }, 'ebs.get.requests'), undefined);
   });
 });

@@ -73,7 +73,7 @@ describe('bench report', () => {
     assert.match(md, /AMD EPYC, 2 cores/);
     assert.match(md, /Settings: imageMiB=2048, latenciesMs=0\/20\/100/);
     assert.match(md, /### Ceilings/);
-    assert.match(md, /\| 100 ms \| 335\.5 \| 200\.0 \| 60 \| 23 \| 1\.500 \|/);
+    assert.match(md, /\| 100 ms \| 335\.5 \| n\/a \| 200\.0 \| 60 \| 23 \| 1\.500 \|/);
     assert.match(md, /### Targets/);
     assert.match(md, /throughput\.svg/);
     const text = renderText(r);
@@ -87,6 +87,11 @@ describe('bench report', () => {
     assert.match(renderMarkdown(r), /QD1 48 IOPS \(p50 20\.58 ms\), QD32 1488 IOPS/);
     const svg = renderThroughputPlot(r, { rateLimit: 1000, maxConcurrency: 64 });
     assert.equal(svg.match(/<polyline /g)!.length, 4);
+    // The machine's own client ceiling, when measured, is a column and one more line in the plot.
+    r.sequential[2]!.rawApi = { latencyMs: 100, concurrency: 64, blocks: 1024, requestsPerSecond: 300, mbps: 157.3, p50Ms: 210, clientCpuSeconds: 3 };
+    assert.match(renderMarkdown(r), /\| 100 ms \| 335\.5 \| 157\.3 \| 200\.0 \|/);
+    assert.match(renderMarkdown(r), /Raw API = GetSnapshotBlock/);
+    assert.equal(renderThroughputPlot(r, { rateLimit: 1000, maxConcurrency: 64 }).match(/<polyline /g)!.length, 5);
   });
 
   test('markdown cells escape pipes; tables have one row per latency', () => {

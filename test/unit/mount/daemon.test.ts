@@ -18,6 +18,8 @@ import { controlRequest } from '../../../src/mount/control-client.js';
 import { findMount } from '../../../src/mount/mountinfo.js';
 import type { MountConfig } from '../../../src/mount/mount-options.js';
 import { silentLogger } from '../../../src/util/log.js';
+import { EbsError } from '../../../src/ebs/errors.js';
+import { toUserError } from '../../../src/cli/describe-error.js';
 import { randomBlocks } from '../store/fixtures.js';
 
 const exec = promisify(execFile);
@@ -114,6 +116,20 @@ describe('MountDaemon (in-process, real FUSE)', () => {
       MountDaemon.start(config('snap-0123456789abcdef0', mnt), { api, logger: silentLogger, registry: new MountRegistry(join(root, 'run')), logFile: null }),
       { type: 'ResourceNotFoundException' },
     );
+    assert.equal(await findMount(mnt), undefined);
+  });
+
+  test('an encrypted snapshot whose KMS key is denied fails with a message naming the key policy', async () => {
+    const api = new MemoryEbsApi();
+    const snap = api.createCompletedSnapshot(randomBlocks([0]), 1);
+    api.injectFailure('listSnapshotBlocks', new EbsError('AccessDeniedException', 'not authorized to use the KMS key', { status: 403, reason: 'DEPENDENCY_ACCESS_DENIED' }), 10);
+    const mnt = join(root, 'kms');
+    await exec('mkdir', ['-p', mnt]);
+    const err = await MountDaemon.start(config(snap, mnt), { api, logger: silentLogger, registry: new MountRegistry(join(root, 'run')), logFile: null }).then(
+      () => assert.fail('mounted'),
+      (e: unknown) => e,
+    );
+    assert.match(toUserError(err, { snapshotId: snap }).message, /access denied to the KMS key of snapshot .*key policy/);
     assert.equal(await findMount(mnt), undefined);
   });
 
