@@ -93,6 +93,21 @@ async function serve(config: MountConfig, argv: MountArgv): Promise<never> {
   const toTerminal = config.foreground && !config.logFile;
   const logger = toTerminal ? createLogger({ level: config.logLevel, pretty: Boolean(process.stderr.isTTY) }) : createLogger({ level: config.logLevel, file: config.logFile ?? undefined });
   installCrashGuards(logger);
+  // Signals are caught from the start: one that arrives while mounting unmounts right after.
+  let daemonRef: MountDaemon | undefined;
+  let interrupted: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!daemonRef) {
+      interrupted ??= sig;
+      logger.info({ signal: sig }, 'signal while mounting: will unmount as soon as mounted');
+      return;
+    }
+    logger.info({ signal: sig }, 'signal: unmounting');
+    daemonRef.shutdown('signal', { allowLazy: true }).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'unmount on signal failed'));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', () => logger.info('SIGHUP ignored'));
   let daemon: MountDaemon;
   try {
     const api = apiFromArgv({ ...argv, concurrency: config.maxConcurrency } as AwsArgs & { concurrency: number }, logger);
@@ -115,14 +130,11 @@ async function serve(config: MountConfig, argv: MountArgv): Promise<never> {
     process.exit(ue.exitCode);
   }
 
-  const onSignal = (sig: NodeJS.Signals) => {
-    logger.info({ signal: sig }, 'signal: unmounting');
-    daemon.shutdown('signal', { allowLazy: true }).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'unmount on signal failed'));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', () => logger.info('SIGHUP ignored'));
-
+  daemonRef = daemon;
+  if (interrupted) {
+    pipe?.send({ ok: false, message: `interrupted (${interrupted}) while mounting; unmounted again`, exitCode: 130 });
+    onSignal(interrupted);
+  }
   if (pipe) process.chdir('/');
   pipe?.send({ ok: true, pid: process.pid, snapshotId: config.snapshotId, mountpoint: config.mountpoint, imagePath: daemon.imagePath, log: config.logFile });
   if (config.foreground) {

@@ -39,7 +39,11 @@ export async function spawnDaemon(opts: SpawnOptions): Promise<ReadyMessage> {
   pipe?.setEncoding('utf8');
   pipe?.on('data', (chunk: string) => (text += chunk));
 
-  const onSigint = () => child.kill('SIGTERM');
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+    child.kill('SIGTERM');
+  };
   process.once('SIGINT', onSigint);
   process.once('SIGTERM', onSigint);
   try {
@@ -69,6 +73,7 @@ export async function spawnDaemon(opts: SpawnOptions): Promise<ReadyMessage> {
         }
         if (pipeEnded && exited) {
           clearTimeout(timer);
+          if (interrupted) return resolve({ ok: false, message: 'interrupted; nothing was mounted', exitCode: 130 });
           const how = exited.signal ? `was killed by ${exited.signal}` : `exited with code ${exited.code}`;
           resolve({ ok: false, message: `the mount daemon ${how} before the mount was ready (log: ${opts.logFile})`, exitCode: 1 });
         }

@@ -8,7 +8,8 @@
  *   `ebsmount unmount`, then `umount -l`, then SIGKILL of a daemon that still runs, temp dirs
  *   removed (never while something is mounted below them). `await cleanupAll()` in `after()`.
  * - `mountSnapshot(endpoint, snapshotId, {args})` runs `ebsmount SNAP MNT --endpoint E ...args`
- *   on a fresh empty temp dir, asserts it exited 0 with the mount live, and returns the
+ *   on a fresh empty temp dir (XDG_STATE_HOME in a temp dir too, so logs and journals never land
+ *   in the user's state dir), asserts it exited 0 with the mount live, and returns the
  *   mountpoint, the image path, the daemon pid (from `status --json`), `status()` and
  *   `unmount()`.
  * - `loopAttach(path, {readOnly, offset, sizeLimit})` → /dev/loopN (`losetup -f --show`);
@@ -209,15 +210,18 @@ export async function mountSnapshot(
   snapshotId: string,
   opts: { args?: string[]; mountpoint?: string; env?: Record<string, string | undefined> } = {},
 ): Promise<MountedSnapshot> {
-  const mountpoint = opts.mountpoint ?? join(await tempDir('ebsmount-mnt-'), 'mnt');
+  const base = await tempDir('ebsmount-mnt-');
+  const mountpoint = opts.mountpoint ?? join(base, 'mnt');
   if (!opts.mountpoint) await must('mkdir', [mountpoint]);
+  // Logs and journals go to a temp state dir, not the user's ~/.local/state.
+  const env = { XDG_STATE_HOME: join(base, 'state'), ...opts.env };
   let pid: number | undefined;
   cleanup.add(`ebsmount mount at ${mountpoint}`, async () => {
     if (await isMounted(mountpoint)) await runCli(['unmount', mountpoint, '--discard'], { timeoutMs: 120_000 });
     if (await isMounted(mountpoint)) await sh('umount', ['-l', mountpoint]);
     if (pid !== undefined && !(await waitGone(pid, 5_000))) process.kill(pid, 'SIGKILL');
   });
-  const result = await runCli([snapshotId, mountpoint, '--endpoint', endpoint, ...(opts.args ?? [])], { env: opts.env });
+  const result = await runCli([snapshotId, mountpoint, '--endpoint', endpoint, ...(opts.args ?? [])], { env });
   if (result.code !== 0) throw new Error(`ebsmount ${snapshotId} ${mountpoint} failed (${result.code}): ${result.stderr.trim()}`);
   if (!(await isMounted(mountpoint))) throw new Error(`ebsmount ${snapshotId} ${mountpoint} exited 0 but nothing is mounted`);
   const status = await statusOf(mountpoint);

@@ -11,7 +11,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StartSnapshotCommand } from '@aws-sdk/client-ebs';
 import { startServer, ebsClient, makeSnapshot, seededBlock, type TestServer } from '../../helpers/server.js';
-import { CLI_PATH, runCli, type CliResult } from '../../helpers/cli.js';
+import { CLI_PATH, runCli as runCliRaw, type CliResult, type RunCliOptions } from '../../helpers/cli.js';
 import { cleanup, cleanupAll, isMounted, registryEntriesFor, sh, tempDir } from '../../helpers/mounts.js';
 
 describe('mount errors', { timeout: 180_000 }, () => {
@@ -58,6 +58,8 @@ describe('mount errors', { timeout: 180_000 }, () => {
     }
   }
 
+  /** runCli with logs in the test's temp state dir. */
+  const runCli = (args: string[], opts: RunCliOptions = {}) => runCliRaw(args, { ...opts, env: { XDG_STATE_HOME: join(work, 'state'), ...opts.env } });
   const mountArgs = (id: string, mnt: string, endpoint = server.endpoint) => [id, mnt, '--endpoint', endpoint];
 
   test('malformed snapshot id', async () => {

@@ -13,6 +13,8 @@ import { promisify } from 'node:util';
 import { MemoryEbsApi } from '../../../src/ebs/memory-api.js';
 import { BLOCK_SIZE } from '../../../src/ebs/constants.js';
 import { MountDaemon } from '../../../src/mount/daemon.js';
+import { FuseAdapter, mountFuse, releaseFuse } from '../../../src/fs/fuse-adapter.js';
+import type { VolumeFile } from '../../../src/fs/volume-file.js';
 import { MountRegistry } from '../../../src/mount/registry.js';
 import { controlRequest } from '../../../src/mount/control-client.js';
 import { findMount } from '../../../src/mount/mountinfo.js';
@@ -156,6 +158,42 @@ describe('MountDaemon (in-process, real FUSE)', () => {
       assert.equal(r.exitCode, 0);
     } finally {
       holder.kill('SIGKILL');
+    }
+  });
+});
+
+describe('FuseAdapter mounted writable (real FUSE)', () => {
+  test('big_writes reaches the kernel: writes arrive in pieces larger than 4 KiB', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ebsmount-bigw-'));
+    const mnt = join(root, 'm');
+    await exec('mkdir', [mnt]);
+    const sizes: number[] = [];
+    const file = {
+      sizeBytes: 1024 ** 3,
+      writable: true,
+      allocatedBlocks: () => 0,
+      read: async (buf: Buffer, len: number) => (buf.fill(0, 0, len), len),
+      write: async (_buf: Buffer, len: number) => (sizes.push(len), len),
+      flush: async () => undefined,
+    } as unknown as VolumeFile;
+    const snap = 'snap-0123456789abcdef0';
+    const adapter = new FuseAdapter({ file, snapshotId: snap, allowOther: false, uid: 0, gid: 0 });
+    const m = await mountFuse(mnt, adapter, { snapshotId: snap, writable: true, allowOther: false });
+    try {
+      assert.match(m.optionString, /big_writes,max_write=1048576/);
+      const e = await findMount(mnt);
+      assert.ok(e?.mountOptions.includes('rw'));
+      // Buffered writes on purpose: without big_writes the kernel sends those one 4 KiB page at a
+      // time (direct I/O would not show the difference). A child process writes: never this one.
+      const r = await exec('dd', ['if=/dev/zero', `of=${mnt}/${snap}.img`, 'bs=1M', 'count=4', 'conv=notrunc', 'status=none']);
+      assert.equal(r.stderr, '');
+      assert.equal(sizes.reduce((a, b) => a + b, 0), 4 * 1024 * 1024);
+      assert.ok(Math.max(...sizes) >= 128 * 1024, `largest write ${Math.max(...sizes)} bytes`);
+    } finally {
+      await exec('umount', [mnt]).catch(() => exec('umount', ['-l', mnt]));
+      for (let i = 0; i < 100 && (await MountDaemon.fuseFds()) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      releaseFuse(m);
+      await rm(root, { recursive: true, force: true });
     }
   });
 });
