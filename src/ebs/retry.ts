@@ -10,7 +10,8 @@
  *   jitter (at least half the cap: a throttled client must really slow down); 'token' retries at
  *   once the first time (the caller refreshes the token in `beforeRetry`), then backs off.
  *   cap = min(maxDelayMs, baseDelayMs × 2^(attempt−1)).
- * - READ_RETRY's budget (45 s) ends before the FUSE op timeout (60 s, src/fs/fuse-adapter.ts), so
+ * - READ_RETRY's budget (45 s) plus one request timeout (30 s) ends before the FUSE op timeout
+ *   (80 s, src/fs/fuse-options.ts), so
  *   a read that keeps failing answers EIO instead of the kernel's ETIMEDOUT. WRITE_RETRY covers
  *   the ~2 minutes in which a new snapshot may answer "does not exist".
  */

@@ -284,7 +284,9 @@ export class MountDaemon {
       logger.error({ err: why, journal: layer.journalDir }, 'commit failed');
       return {
         snapshotId: null,
-        message: `commit failed: ${why}; the writes are kept in ${layer.journalDir}: resume with: ebsmount commit --journal ${layer.journalDir}`,
+        message: why.includes('ebsmount commit --journal')
+          ? `commit failed: ${why}`
+          : `commit failed: ${why}; the writes are kept in ${layer.journalDir}: resume with: ebsmount commit --journal ${layer.journalDir}`,
         exitCode: 1,
       };
     }

@@ -16,6 +16,7 @@
  *   that × 1024 (512-byte units per 512 KiB block). `close()` stops the scan, drops the cache and
  *   aborts retries in progress.
  */
+import { setMaxListeners } from 'node:events';
 import type { EbsApi } from '../ebs/api.js';
 import { BLOCK_SIZE, GIB, MAX_LIST_RESULTS } from '../ebs/constants.js';
 import { EbsError, retryKind } from '../ebs/errors.js';
@@ -114,6 +115,8 @@ export async function openSnapshotVolume(
   }
   const volumeSizeGiB = firstPage.volumeSizeGiB;
   const abort = new AbortController();
+  // Every request in flight listens on this signal (the SDK adds one listener per request).
+  setMaxListeners(0, abort.signal);
   const limiter = new RequestLimiter({ maxConcurrency: opts.maxConcurrency, ratePerSecond: opts.requestRate });
   const prefetchSlots = backgroundSlots(opts.maxConcurrency);
   limiter.setBackgroundCap(prefetchSlots);
