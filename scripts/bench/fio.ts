@@ -11,20 +11,13 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BLOCK_SIZE } from '../../src/ebs/constants.js';
 import { run } from './exec.js';
+import { prng } from '../../src/util/prng.js';
+
+/** Deterministic PRNG: the same seed plans the same reads on every run. */
+export const seededRandom = prng;
 
 export const READ_SIZE = 4096;
 
-/** Deterministic PRNG (mulberry32): the same seed plans the same reads on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * `count` offsets of 4 KiB reads over a file of `fileBytes`, each in a different 512 KiB block,

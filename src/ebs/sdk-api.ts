@@ -3,6 +3,9 @@
  *
  * Contract:
  * - The SDK's own retries are off (maxAttempts 1): retry.ts decides what to retry and when.
+ * - Hot path (GetSnapshotBlock): the SDK's middleware chain is resolved once per command class
+ *   and abort signal (cached; what `cacheMiddleware` does, but also for calls carrying a signal —
+ *   SnapshotStore passes one long-lived signal per volume), not per request.
  * - Every failure leaves as an EbsError: service exceptions keep their name as `type`, with
  *   `status` ($metadata.httpStatusCode) and `reason` (the body's Reason); connection failures
  *   (refused, reset, hang up, DNS) are 'NetworkError' with the system code (ECONNREFUSED...) as
@@ -10,12 +13,14 @@
  *   a missing or unusable credential 'CredentialsError', a missing region 'ConfigError', an
  *   aborted call 'AbortError'.
  * - GetSnapshotBlock reads the body stream into one Buffer of exactly DataLength bytes (allocated
- *   once, chunks copied in place); a body shorter or longer than DataLength is a 'NetworkError'.
+ *   once, chunks copied in place from 'data' events, no async iterator); a body shorter or longer
+ *   than DataLength, or one that ends early, is a 'NetworkError'.
  *   The data is not verified here: the checksum is returned for the caller to check.
  * - PutSnapshotBlock sends the Buffer with Checksum/SHA256/DataLength; CompleteSnapshot sends the
  *   LINEAR aggregate when one is given. A ClientToken is passed through whenever given.
  * - Never logs: tokens and credentials stay out of every message this file builds.
  */
+import type { Readable } from 'node:stream';
 import {
   EBSClient,
   CompleteSnapshotCommand,
@@ -25,6 +30,7 @@ import {
   PutSnapshotBlockCommand,
   StartSnapshotCommand,
   type EBSClientConfig,
+  type GetSnapshotBlockCommandOutput,
 } from '@aws-sdk/client-ebs';
 import type {
   BlockData,
@@ -89,13 +95,46 @@ function asStatus(s: string | undefined): SnapshotStatus {
   return s === 'completed' || s === 'error' ? s : 'pending';
 }
 
+/** A resolved middleware chain: what Client.send builds for every call unless cached. */
+type ResolvedHandler = (command: unknown) => Promise<{ output: unknown }>;
+interface CommandLike {
+  constructor: object;
+  resolveMiddleware(stack: unknown, config: unknown, options: unknown): ResolvedHandler;
+}
+
 export class SdkEbsApi implements EbsApi {
   readonly client: EBSClient;
+  /** Resolved chains per command class, for calls without options. */
+  private readonly plain = new Map<object, ResolvedHandler>();
+  /** Resolved chains per abort signal and command class (weak: a dropped signal frees its chains). */
+  private readonly bySignal = new WeakMap<AbortSignal, Map<object, ResolvedHandler>>();
 
   constructor(clientOrConfig: EBSClient | EBSClientConfig) {
     this.client = clientOrConfig instanceof EBSClient
       ? clientOrConfig
       : new EBSClient({ maxAttempts: 1, ...clientOrConfig });
+  }
+
+  /**
+   * client.send(command, {abortSignal}) with the middleware chain cached per (command class,
+   * signal): Client.send would resolve (clone, sort, wrap) the whole stack for every request. A
+   * chain is bound to its options, hence one per signal. Same semantics as client.send.
+   */
+  private sendCached<T>(command: object, signal: AbortSignal | undefined): Promise<T> {
+    const cmd = command as CommandLike;
+    let map = this.plain;
+    if (signal) {
+      let m = this.bySignal.get(signal);
+      if (!m) this.bySignal.set(signal, (m = new Map()));
+      map = m;
+    }
+    let handler = map.get(cmd.constructor);
+    if (!handler) {
+      const c = this.client as unknown as { middlewareStack: unknown; config: unknown };
+      handler = cmd.resolveMiddleware(c.middlewareStack, c.config, signal ? { abortSignal: signal } : undefined);
+      map.set(cmd.constructor, handler);
+    }
+    return handler(command).then((r) => r.output as T);
   }
 
   private async send<T>(fn: () => Promise<T>): Promise<T> {
@@ -154,11 +193,11 @@ export class SdkEbsApi implements EbsApi {
     opts: { signal?: AbortSignal } = {},
   ): Promise<BlockData> {
     return this.send(async () => {
-      const out = await this.client.send(new GetSnapshotBlockCommand({
+      const out = await this.sendCached<GetSnapshotBlockCommandOutput>(new GetSnapshotBlockCommand({
         SnapshotId: snapshotId,
         BlockIndex: blockIndex,
         BlockToken: blockToken,
-      }), { abortSignal: opts.signal });
+      }), opts.signal);
       const data = await readBody(out.BlockData as AsyncIterable<Uint8Array> | undefined, out.DataLength);
       return {
         data,
@@ -242,6 +281,7 @@ export async function readBody(body: AsyncIterable<Uint8Array> | undefined, data
     return Buffer.alloc(0);
   }
   const expected = dataLength !== undefined && dataLength >= 0 ? dataLength : undefined;
+  if (expected !== undefined && isReadable(body)) return readStreamInto(body, expected);
   let buf = Buffer.allocUnsafe(expected ?? BLOCK_SIZE);
   let n = 0;
   try {
@@ -265,6 +305,67 @@ export async function readBody(body: AsyncIterable<Uint8Array> | undefined, data
     throw new EbsError('NetworkError', `response body ended after ${n} of ${expected} bytes`);
   }
   return n === buf.length ? buf : buf.subarray(0, n);
+}
+
+function isReadable(body: unknown): body is Readable {
+  const b = body as Partial<Readable>;
+  return typeof b.on === 'function' && typeof b.removeListener === 'function' && typeof b.resume === 'function';
+}
+
+/**
+ * Reads a Node stream (the http IncomingMessage) of exactly `expected` bytes into one Buffer,
+ * copying each 'data' chunk in place: cheaper than async iteration (a promise per chunk).
+ */
+function readStreamInto(body: Readable, expected: number): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const buf = Buffer.allocUnsafe(expected);
+    let n = 0;
+    let done = false;
+    const finish = (err?: Error): void => {
+      if (done) return;
+      done = true;
+      body.removeListener('data', onData);
+      body.removeListener('end', onEnd);
+      body.removeListener('error', onError);
+      body.removeListener('close', onClose);
+      if (err) {
+        destroy(body);
+        reject(toEbsError(err));
+      } else {
+        resolve(buf);
+      }
+    };
+    const onData = (chunk: Uint8Array): void => {
+      if (n + chunk.byteLength > expected) {
+        finish(new EbsError('NetworkError', `response body longer than its DataLength ${expected}`));
+        return;
+      }
+      buf.set(chunk, n);
+      n += chunk.byteLength;
+    };
+    const onEnd = (): void => {
+      if (n !== expected) finish(new EbsError('NetworkError', `response body ended after ${n} of ${expected} bytes`));
+      else finish();
+    };
+    const onError = (err: Error): void => finish(err);
+    const onClose = (): void => {
+      const e = new Error(`response body closed after ${n} of ${expected} bytes`) as Error & { code: string };
+      e.code = 'ERR_STREAM_PREMATURE_CLOSE';
+      finish(e);
+    };
+    if (body.errored) {
+      finish(body.errored);
+      return;
+    }
+    if (body.readableEnded || body.destroyed) {
+      onClose();
+      return;
+    }
+    body.on('data', onData);
+    body.on('end', onEnd);
+    body.on('error', onError);
+    body.on('close', onClose);
+  });
 }
 
 function destroy(body: unknown): void {

@@ -4,6 +4,7 @@
  * calls), and a two-column table per mount. Pure functions.
  */
 import type { MountStatus } from './control-protocol.js';
+import { formatBytes } from '../util/format.js';
 
 export const PRICE_PER_1000 = { get: 0.003, put: 0.006, list: 0.0006 } as const;
 
@@ -35,16 +36,6 @@ export function statusJson(s: MountStatus): MountStatus & { requests: RequestCou
   return { ...s, requests, estimatedCostUsd: estimateCostUsd(requests) };
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[u]}`;
-}
 
 export function formatDuration(seconds: number): string {
   const d = Math.floor(seconds / 86400);

@@ -10,6 +10,9 @@
  * - Rate is the average over a sliding window of the last ~5 s (overall average until then);
  *   ETA = remaining / rate.
  */
+import { formatBytes } from './format.js';
+
+export { formatBytes };
 export interface ProgressOptions {
   label: string;
   /** Total amount of work, in bytes. */
@@ -26,16 +29,6 @@ export interface ProgressExtra {
   note?: string;
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[u]}`;
-}
 
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '--:--';

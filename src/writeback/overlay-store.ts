@@ -11,13 +11,27 @@
  *   dirty copy, else the journal's, else the parent's (lower.readBlock, null = zeros) — so the
  *   parent block is fetched at most once per block, by the first partial write (its SHA-256 is
  *   remembered, so the commit can skip blocks rewritten with the parent's content). The merged
- *   block goes to journal.writeBlock; `data` is never kept.
- * - flush(): journal.flush() (durable before it resolves).
+ *   block goes to journal.writeBlock.
+ * - Assembling (sequential writes in pieces, e.g. the kernel's 128 KiB FUSE writes): a partial
+ *   write at offset 0 of a block that is neither dirty nor assembling does not read the parent:
+ *   the block becomes "assembling", a buffer in memory plus the byte ranges written so far; later
+ *   writes to it only add ranges. Once the ranges cover the whole block it goes to the journal as
+ *   a whole-block write — the parent is never fetched. An assembling block is completed with the
+ *   parent's bytes in its gaps (the read-modify-write, one parent read) when it is read, when
+ *   flush() runs, or when more than `assembleBlocks` blocks are assembling (the oldest). Its data
+ *   is only in memory until then, which is safe: none of it was flushed, so the kernel was never
+ *   told it is durable (a crash loses it like any unflushed write). A parent read failing while
+ *   completing fails that read/flush (EIO) and the block stays assembling.
+ * - flush(): completes every block assembling when it is called (their parent reads run
+ *   concurrently), then journal.flush() (durable before it resolves). Every write that completed
+ *   before flush() was called is durable when it resolves.
  * - Errors reach VolumeFile as IoError: ENOSPC for a full disk, EIO otherwise (a parent block
  *   that cannot be read included).
  * - Memory: at most `cacheBlocks` dirty blocks (default 16 = 8 MiB) kept for fast read-modify-
- *   write, plus one block per write in progress; everything else lives in the journal.
+ *   write, `assembleBlocks` assembling blocks (default 16 = 8 MiB), plus one block per write in
+ *   progress; everything else lives in the journal.
  */
+import { appendFileSync as __dbgAppend } from 'node:fs'; // WBDEBUG-TEMP
 import { LRUCache } from 'lru-cache';
 import { sha256Base64 } from '../ebs/checksum.js';
 import { BLOCK_SIZE } from '../ebs/constants.js';
@@ -31,6 +45,8 @@ export const WritebackStat = {
   parentReads: 'writeback.parent.reads',
   blockWrites: 'writeback.block.writes',
   fullBlockWrites: 'writeback.block.full',
+  /** Blocks completed from pieces without reading the parent. */
+  assembledBlocks: 'writeback.block.assembled',
   flushes: 'writeback.flushes',
   dirtyReads: 'writeback.dirty.reads',
 } as const;
@@ -40,6 +56,8 @@ export interface OverlayOptions {
   lower: BlockReader;
   /** Dirty blocks kept in memory for read-modify-write. Default 16. */
   cacheBlocks?: number;
+  /** Blocks assembled from pieces in memory before the parent is read (0 disables). Default 16. */
+  assembleBlocks?: number;
   stats?: Stats;
   /** Accepted for symmetry with the other stores; nothing is logged per block. */
   logger?: Logger;
@@ -67,6 +85,13 @@ export class KeyedMutex {
   }
 }
 
+/** A block being assembled from pieces: its buffer and the byte ranges written so far. */
+interface Assembling {
+  buf: Buffer;
+  /** Sorted, disjoint, non-adjacent [start, end) ranges. */
+  ranges: [number, number][];
+}
+
 export class OverlayStore implements BlockReader, BlockWriter {
   readonly journal: Journal;
   private readonly lower: BlockReader;
@@ -75,12 +100,16 @@ export class OverlayStore implements BlockReader, BlockWriter {
   private readonly dirty: LRUCache<number, Buffer>;
   /** SHA-256 of the parent's block ('absent': it read as zeros), learned by read-modify-writes. */
   private readonly parentShas = new Map<number, string>();
+  /** Blocks being assembled (insertion order = age). */
+  private readonly assembling = new Map<number, Assembling>();
+  private readonly assembleBlocks: number;
 
   constructor(opts: OverlayOptions) {
     this.journal = opts.journal;
     this.lower = opts.lower;
     this.stats = opts.stats ?? new Stats();
     this.dirty = new LRUCache<number, Buffer>({ max: Math.max(1, opts.cacheBlocks ?? 16) });
+    this.assembleBlocks = Math.max(0, opts.assembleBlocks ?? 16);
   }
 
   /** Dirty blocks kept in memory now. */
@@ -88,14 +117,20 @@ export class OverlayStore implements BlockReader, BlockWriter {
     return this.dirty.size;
   }
 
+  /** Blocks written in pieces whose parent block has not been merged in yet (not in the journal). */
+  get assemblingBlocks(): number {
+    return this.assembling.size;
+  }
+
   readBlock(index: number, opts?: ReadBlockOptions): Promise<Buffer | null> {
-    if (!this.journal.has(index) && !this.locks.isLocked(index)) return this.lower.readBlock(index, opts);
+    if (!this.journal.has(index) && !this.locks.isLocked(index) && !this.assembling.has(index)) return this.lower.readBlock(index, opts);
     return this.readDirty(index, opts);
   }
 
   private async readDirty(index: number, opts?: ReadBlockOptions): Promise<Buffer | null> {
     const release = await this.locks.lock(index);
     try {
+      if (this.assembling.has(index)) await this.complete(index);
       if (!this.journal.has(index)) return await this.lower.readBlock(index, opts);
       this.stats.inc(WritebackStat.dirtyReads);
       if (this.journal.isZero(index)) return null;
@@ -110,22 +145,43 @@ export class OverlayStore implements BlockReader, BlockWriter {
     }
   }
 
-  async writeBlockRange(index: number, offsetInBlock: number, data: Buffer): Promise<void> {
+  writeBlockRange(index: number, offsetInBlock: number, data: Buffer): Promise<void> {
     if (!(offsetInBlock >= 0 && data.length > 0 && offsetInBlock + data.length <= BLOCK_SIZE)) {
-      throw new IoError('EINVAL', `write of ${data.length} bytes at ${offsetInBlock} does not fit block ${index}`);
+      return Promise.reject(new IoError('EINVAL', `write of ${data.length} bytes at ${offsetInBlock} does not fit block ${index}`));
     }
+    const whole = offsetInBlock === 0 && data.length === BLOCK_SIZE;
+    // Room for a new assembling block is made before taking this block's lock (completing the
+    // oldest takes its lock; holding two locks at once could deadlock). Otherwise the lock is
+    // queued synchronously, so a read issued after this write waits for it.
+    if (!whole && offsetInBlock === 0 && this.assembleBlocks > 0 && this.assembling.size >= this.assembleBlocks
+      && !this.assembling.has(index)) {
+      return this.makeRoom(index).then(() => this.writeLocked(index, offsetInBlock, data, whole));
+    }
+    return this.writeLocked(index, offsetInBlock, data, whole);
+  }
+
+  private async writeLocked(index: number, offsetInBlock: number, data: Buffer, whole: boolean): Promise<void> {
+    if (process.env.WBDEBUG) { (globalThis as any).__wbh ??= new Map(); const h = (globalThis as any).__wbh; h.set(data.length, (h.get(data.length) ?? 0) + 1); }
     const release = await this.locks.lock(index);
     try {
+      const asm = this.assembling.get(index);
       let block: Buffer;
-      if (offsetInBlock === 0 && data.length === BLOCK_SIZE) {
+      if (whole) {
+        this.assembling.delete(index);
         this.stats.inc(WritebackStat.fullBlockWrites);
         block = Buffer.allocUnsafeSlow(BLOCK_SIZE);
         data.copy(block);
+      } else if (asm || (offsetInBlock === 0 && this.assembleBlocks > 0 && !this.journal.has(index) && !this.dirty.has(index))) {
+        if (!this.assemble(index, asm, offsetInBlock, data)) return;
+        // Every byte written: a whole block, without the parent.
+        block = this.assembling.get(index)!.buf;
+        this.stats.inc(WritebackStat.assembledBlocks);
       } else {
         block = await this.currentCopy(index);
         data.copy(block, offsetInBlock);
       }
       await this.journal.writeBlock(index, block, { offset: offsetInBlock, length: data.length });
+      this.assembling.delete(index);
       this.stats.inc(WritebackStat.blockWrites);
       if (this.journal.isZero(index)) this.dirty.delete(index);
       else this.dirty.set(index, block);
@@ -138,6 +194,80 @@ export class OverlayStore implements BlockReader, BlockWriter {
   }
 
   /**
+   * Adds a piece to an assembling block (starting one when `asm` is undefined); true when the
+   * block is now fully written (it stays in `assembling` until the journal took it).
+   */
+  private assemble(index: number, asm: Assembling | undefined, offset: number, data: Buffer): boolean {
+    if (!asm) {
+      asm = { buf: Buffer.allocUnsafeSlow(BLOCK_SIZE), ranges: [] };
+      this.assembling.set(index, asm);
+    }
+    data.copy(asm.buf, offset);
+    asm.ranges = addRange(asm.ranges, offset, offset + data.length);
+    return asm.ranges.length === 1 && asm.ranges[0]![0] === 0 && asm.ranges[0]![1] === BLOCK_SIZE;
+  }
+
+  /** Completes the oldest assembling blocks until a new one fits. */
+  private async makeRoom(except: number): Promise<void> {
+    while (this.assembling.size >= this.assembleBlocks) {
+      let oldest: number | undefined;
+      for (const k of this.assembling.keys()) {
+        if (k !== except) {
+          oldest = k;
+          break;
+        }
+      }
+      if (oldest === undefined) return;
+      await this.completeLocked(oldest);
+    }
+  }
+
+  /** complete() under the block's lock. */
+  private async completeLocked(index: number): Promise<void> {
+    const release = await this.locks.lock(index);
+    try {
+      await this.complete(index);
+    } catch (err) {
+      throw toIoError(err, `completing block ${index} with the parent's data`);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Merges the parent's bytes into the gaps of an assembling block and hands the block to the
+   * journal (caller holds the block's lock). On failure the block stays assembling.
+   */
+  private async complete(index: number): Promise<void> {
+    const asm = this.assembling.get(index);
+    if (!asm) return;
+    if (!(asm.ranges.length === 1 && asm.ranges[0]![0] === 0 && asm.ranges[0]![1] === BLOCK_SIZE)) {
+      this.stats.inc(WritebackStat.parentReads);
+      const parent = await this.lower.readBlock(index);
+      this.parentShas.set(index, parent ? sha256Base64(parent) : 'absent');
+      let pos = 0;
+      for (const [start, end] of [...asm.ranges, [BLOCK_SIZE, BLOCK_SIZE] as [number, number]]) {
+        if (start > pos) {
+          if (parent) parent.copy(asm.buf, pos, pos, start);
+          else asm.buf.fill(0, pos, start);
+        }
+        pos = end;
+      }
+      asm.ranges = [[0, BLOCK_SIZE]];
+    }
+    try {
+      await this.journal.writeBlock(index, asm.buf);
+    } catch (err) {
+      this.dirty.delete(index);
+      throw err;
+    }
+    this.assembling.delete(index);
+    this.stats.inc(WritebackStat.blockWrites);
+    if (this.journal.isZero(index)) this.dirty.delete(index);
+    else this.dirty.set(index, asm.buf);
+  }
+
+  /**
    * The parent's block as the first read-modify-write of `index` saw it: its SHA-256, 'absent'
    * (zeros), or undefined (never fetched: whole-block writes, or written before a restart).
    */
@@ -146,12 +276,21 @@ export class OverlayStore implements BlockReader, BlockWriter {
   }
 
   async flush(): Promise<void> {
+    if (process.env.WBDEBUG) __dbgAppend('/tmp/wpb/hist.txt', JSON.stringify([...((globalThis as any).__wbh ?? new Map())]) + '\n');
+    // Blocks assembling now hold completed writes: into the journal first (concurrently).
+    const results = await Promise.allSettled([...this.assembling.keys()].map((i) => this.completeLocked(i)));
     try {
       await this.journal.flush();
       this.stats.inc(WritebackStat.flushes);
     } catch (err) {
       throw toIoError(err, 'making the journal durable');
     }
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+  }
+
+  /** Forgets the blocks assembling (the writes are being discarded). */
+  dropAssembling(): void {
+    this.assembling.clear();
   }
 
   /** A block buffer this store may modify: the current content of the block. */
@@ -167,6 +306,29 @@ export class OverlayStore implements BlockReader, BlockWriter {
     this.parentShas.set(index, parent ? sha256Base64(parent) : 'absent');
     return copy;
   }
+}
+
+/** `ranges` (sorted, disjoint, non-adjacent) with [start, end) added, merged. */
+export function addRange(ranges: [number, number][], start: number, end: number): [number, number][] {
+  const out: [number, number][] = [];
+  let s = start;
+  let e = end;
+  let placed = false;
+  for (const [a, b] of ranges) {
+    if (b < s) out.push([a, b]);
+    else if (a > e) {
+      if (!placed) {
+        out.push([s, e]);
+        placed = true;
+      }
+      out.push([a, b]);
+    } else {
+      s = Math.min(s, a);
+      e = Math.max(e, b);
+    }
+  }
+  if (!placed) out.push([s, e]);
+  return out;
 }
 
 function toIoError(err: unknown, what: string): IoError {

@@ -30,7 +30,7 @@ import type { OpenedVolume } from '../store/open-volume.js';
 import { UserError } from '../cli/user-error.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { RetryPolicy } from '../ebs/retry.js';
-import { commitJournal, type ParentChecksum } from './committer.js';
+import { CommitError, commitJournal, resumeHint, type ParentChecksum } from './committer.js';
 import { Journal, JournalError } from './journal.js';
 import { OverlayStore } from './overlay-store.js';
 import { registerJournal, unregisterJournal } from './journal-registry.js';
@@ -173,11 +173,17 @@ export async function openWritableLayer(opened: OpenedVolume, opts: WritableLaye
     journalDir: dir,
     journalId: journal.journalId,
     resumed,
-    dirtyBlockCount: () => journal.dirtyBlockCount,
+    dirtyBlockCount: () => journal.dirtyBlockCount + overlay.assemblingBlocks,
     async commit(onProgress) {
       if (committed) return committed;
       if (journalGone) throw new UserError(`journal ${dir} was discarded`);
       await seal();
+      // Blocks still assembling in memory go to the journal (and everything becomes durable).
+      try {
+        await overlay.flush();
+      } catch (err) {
+        throw new CommitError(`commit of journal ${dir} failed while making the journal durable: ${(err as Error).message}; ${resumeHint(dir)}`, dir, { cause: err });
+      }
       const result = await commitJournal(journal, {
         api: opts.api,
         uploadConcurrency: opts.uploadConcurrency,
@@ -196,6 +202,7 @@ export async function openWritableLayer(opened: OpenedVolume, opts: WritableLaye
     },
     async discard() {
       await seal();
+      overlay.dropAssembling();
       journalGone = true;
       await journal.destroy();
       await forget();
@@ -204,6 +211,8 @@ export async function openWritableLayer(opened: OpenedVolume, opts: WritableLaye
     async close() {
       if (journalGone) return;
       await Promise.allSettled([...inflight]);
+      // Blocks still assembling in memory go to the journal first.
+      await overlay.flush().catch((err: unknown) => logger.error({ err, dir }, 'could not write every block to the journal'));
       if (await removeIfUnused()) return;
       await journal.close();
     },

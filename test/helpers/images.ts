@@ -27,6 +27,9 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdir, mkdtemp, open, readdir, readlink, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { prng } from '../../src/util/prng.js';
+
+export { prng };
 
 const MiB = 1024 * 1024;
 
@@ -48,17 +51,6 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; inp
   });
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `n` deterministic pseudo-random bytes for (seed, name): AES-128-CTR over zeros (fast). */
 export function seededBytes(seed: number, name: string, n: number): Buffer {

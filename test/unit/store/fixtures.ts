@@ -6,18 +6,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { BLOCK_SIZE } from '../../../src/ebs/constants.js';
 import type { BlockData, BlockPage, EbsApi, ListPageOptions } from '../../../src/ebs/api.js';
 import type { RetryPolicy } from '../../../src/ebs/retry.js';
+import { prng } from '../../../src/util/prng.js';
 
-/** Deterministic PRNG (mulberry32): same seed, same sequence. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
+
 
 export function randomInt(rand: () => number, maxExclusive: number): number {
   return Math.floor(rand() * maxExclusive);
