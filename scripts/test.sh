@@ -12,4 +12,8 @@ mapfile -t files < <(find dist/test -name '*.test.js' | sort)
 if [ $# -gt 0 ]; then
   mapfile -t files < <(printf '%s\n' "${files[@]}" | grep -E "$(IFS='|'; echo "$*")")
 fi
+if [ ${#files[@]} -eq 0 ]; then
+  echo "test: no test files found under dist/test${*:+ matching $*} (did the build run?)" >&2
+  exit 1
+fi
 exec node --test --test-concurrency="${TEST_CONCURRENCY:-1}" --test-timeout=600000 "${files[@]}"

@@ -17,6 +17,7 @@
  *        [--warmup 200] [--json] [--client-prof DIR] [--server-prof DIR]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { createHash, randomFillSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -131,6 +132,7 @@ async function listAll(api: EbsApi, snapshotId: string): Promise<{ index: number
 }
 
 const volumeSignal = args['no-signal'] ? undefined : new AbortController().signal;
+if (volumeSignal) setMaxListeners(0, volumeSignal);
 let verifyMs = 0;
 
 async function readAll(api: EbsApi, snapshotId: string, blocks: { index: number; token: string }[]): Promise<void> {
