@@ -2,7 +2,8 @@
  * SdkEbsApi: the EbsApi contract over @aws-sdk/client-ebs — one EBSClient, one request per call.
  *
  * Contract:
- * - The SDK's own retries are off (maxAttempts 1): retry.ts decides what to retry and when.
+ * - The SDK's own retries are off (maxAttempts 1, and then its retry middleware is replaced by a
+ *   pass-through in the client this class builds): retry.ts decides what to retry and when.
  * - Hot path (GetSnapshotBlock): the SDK's middleware chain is resolved once per command class
  *   and abort signal (cached; what `cacheMiddleware` does, but also for calls carrying a signal —
  *   SnapshotStore passes one long-lived signal per volume), not per request.
@@ -110,9 +111,24 @@ export class SdkEbsApi implements EbsApi {
   private readonly bySignal = new WeakMap<AbortSignal, Map<object, ResolvedHandler>>();
 
   constructor(clientOrConfig: EBSClient | EBSClientConfig) {
-    this.client = clientOrConfig instanceof EBSClient
-      ? clientOrConfig
-      : new EBSClient({ maxAttempts: 1, ...clientOrConfig });
+    if (clientOrConfig instanceof EBSClient) {
+      this.client = clientOrConfig;
+    } else {
+      const config = { maxAttempts: 1, ...clientOrConfig };
+      this.client = new EBSClient(config);
+      // With one attempt the SDK's retry middleware only costs time (a retry token, an abort
+      // listener and an invocation id per request): retry.ts does the retrying.
+      // Replaced by a pass-through under the same name (the signer is positioned relative to it).
+      if (config.maxAttempts === 1) {
+        this.client.middlewareStack.add((next) => next, {
+          name: 'retryMiddleware',
+          tags: ['RETRY'],
+          step: 'finalizeRequest',
+          priority: 'high',
+          override: true,
+        });
+      }
+    }
   }
 
   /**

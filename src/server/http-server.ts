@@ -71,6 +71,13 @@ interface Route {
 
 const SMALL_BODY = 256 * 1024;
 const EMPTY_SHA = Buffer.from(EMPTY_SHA256_HEX, 'hex');
+const EMPTY_BODY = Buffer.alloc(0);
+
+/** True when the request declares no body (no Content-Length or 0, no Transfer-Encoding). */
+function hasNoBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return (cl === undefined || cl === '0') && req.headers['transfer-encoding'] === undefined;
+}
 
 export function route(method: string, path: string): Route | undefined {
   const seg = path.split('/');
@@ -131,12 +138,17 @@ export async function startEbsServer(opts: EbsServerOptions): Promise<RunningEbs
         pooled = pool.take();
         body = pooled.subarray(0, await readBodyInto(req, pooled));
         bodySha = Buffer.from(await webcrypto.subtle.digest('SHA-256', body));
+      } else if (hasNoBody(req)) {
+        // GET and friends: no body to wait for (node:http discards anything unread).
+        body = EMPTY_BODY;
+        bodySha = EMPTY_SHA;
       } else {
         body = await readBody(req, rt.bodyLimit);
         bodySha = body.length === 0 ? EMPTY_SHA : createHash('sha256').update(body).digest();
       }
-      verifyRequest(req, bodySha.toString('hex'), opts.credentials);
-      await faults.delay();
+      verifyRequest(req, bodySha === EMPTY_SHA ? EMPTY_SHA256_HEX : bodySha.toString('hex'), opts.credentials);
+      const delayMs = faults.delayMs();
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       faults.admit(rt.snapshotId);
       await rt.handler(deps, {
         req,

@@ -26,13 +26,14 @@
  */
 import { createHash } from 'node:crypto';
 import type { EbsApi } from '../ebs/api.js';
-import { LinearChecksum, sha256Base64 } from '../ebs/checksum.js';
+import { LinearChecksum } from '../ebs/checksum.js';
 import { BLOCK_SIZE, MIN_LIST_RESULTS, ZERO_BLOCK_SHA256 } from '../ebs/constants.js';
 import { EbsError, Reason, retryKind } from '../ebs/errors.js';
 import { WRITE_RETRY, withRetry, type RetryPolicy } from '../ebs/retry.js';
 import { describeEbsError } from '../cli/describe-error.js';
 import { UserError } from '../cli/user-error.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import { sha256Base64Async } from './hash.js';
 import type { Journal } from './journal.js';
 
 /** StartSnapshot Timeout: long enough to resume a crashed commit the next day. */
@@ -303,13 +304,16 @@ async function uploadBlocks(
   opts.onProgress?.(0, total);
 
   const worker = async (): Promise<void> => {
+    // One buffer per worker, reused block after block (a put is done with it when it resolves).
+    const buf = Buffer.allocUnsafeSlow(BLOCK_SIZE);
     while (firstError === undefined && !notPending && next < total) {
       const index = indexes[next++]!;
       try {
         const sha = journal.durableChecksum(index);
         if (sha === undefined) throw new Error(`block ${index} changed after the commit started`);
-        const data = (await journal.readBlock(index)) ?? zeroBlock;
-        const actual = data === zeroBlock ? ZERO_BLOCK_SHA256 : sha256Base64(data);
+        const data = (await journal.readBlockInto(index, buf)) ? buf : zeroBlock;
+        // Hashed in the threadpool: the event loop keeps the other uploads moving meanwhile.
+        const actual = data === zeroBlock ? ZERO_BLOCK_SHA256 : await sha256Base64Async(data);
         if (actual !== sha) {
           throw new Error(`block ${index} in the journal does not match its recorded SHA-256 (blocks.dat is damaged)`);
         }

@@ -23,6 +23,10 @@
  *   replay needs no verification of block data. Flushes are serialized; a flush with nothing
  *   fresh does no I/O. A failed fsync poisons the journal (every later call throws): what is on
  *   disk is still consistent, and reopening recovers it.
+ * - Hashing: a write of the whole slot may bring the SHA-256 of its data (`sha`, which the caller
+ *   computed anyway, e.g. while assembling the block from pieces); the flush records it once that
+ *   write succeeded. Every other sealed slot is read back and hashed by the flush (a few at a
+ *   time, in the threadpool). Either way a record names exactly the bytes its slot holds.
  * - Writes not yet flushed are in blocks.dat (never only in memory) but not in the index: after a
  *   crash they are lost, as the kernel was never told they were durable.
  * - open() replays index.log: batches apply when their sync record is read, a torn tail (partial
@@ -38,7 +42,7 @@
 import { mkdir, open, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Tag } from '../ebs/api.js';
-import { isAllZero, sha256Base64 } from '../ebs/checksum.js';
+import { isAllZero } from '../ebs/checksum.js';
 import { BLOCK_SIZE, ZERO_BLOCK_SHA256, blocksInVolume } from '../ebs/constants.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import {
@@ -46,11 +50,14 @@ import {
   type IndexRecord,
 } from './journal-format.js';
 import { acquireJournalLock, type JournalLock } from './journal-lock.js';
+import { sha256Base64Async } from './hash.js';
 import { BLOCKS_FILE, INDEX_FILE, META_FILE } from './paths.js';
 
 export const JOURNAL_VERSION = 1;
 /** cur/durable value of an all-zero block. */
 const ZERO = -1;
+/** Blocks hashed (read back) at once by a flush. */
+const FLUSH_HASH_CONCURRENCY = 4;
 
 export type JournalState = 'open' | 'committing' | 'committed';
 
@@ -91,6 +98,8 @@ interface Entry {
   durable: number | undefined;
   /** base64 SHA-256 of the durable content. */
   durableSha: string | undefined;
+  /** While fresh: the SHA-256 of cur's content given by the write of the whole slot (undefined if it failed). */
+  freshSha?: Promise<string | undefined>;
 }
 
 export interface ReplayStats {
@@ -390,11 +399,26 @@ export class Journal {
   }
 
   /**
+   * readBlock into the caller's 512 KiB buffer (no allocation): true when `buf` now holds the
+   * block, null when it is all zeros (buf untouched), undefined when not dirty.
+   */
+  async readBlockInto(index: number, buf: Buffer): Promise<true | null | undefined> {
+    this.assertUsable();
+    if (buf.length !== BLOCK_SIZE) throw new RangeError(`a block is ${BLOCK_SIZE} bytes, got ${buf.length}`);
+    const e = this.entries.get(index);
+    if (!e) return undefined;
+    if (e.cur === ZERO) return null;
+    await this.readSlot(e.cur, buf);
+    return true;
+  }
+
+  /**
    * Stores the whole new content of block `index` (`full`, 512 KiB; copied to disk before the
    * promise settles). `changed` names the range that differs from the previous content, so an
-   * in-place update writes only that.
+   * in-place update writes only that. `sha`: the base64 SHA-256 of `full` when the caller knows
+   * it (it must be right: it is recorded as is); used when this write covers the whole slot.
    */
-  writeBlock(index: number, full: Buffer, changed?: { offset: number; length: number }): Promise<void> {
+  writeBlock(index: number, full: Buffer, changed?: { offset: number; length: number }, sha?: string): Promise<void> {
     this.assertWritable();
     if (!Number.isInteger(index) || index < 0 || index >= this.totalBlocks) {
       return Promise.reject(new RangeError(`block ${index} is outside the volume`));
@@ -406,6 +430,7 @@ export class Journal {
         if (e.fresh && e.cur !== ZERO) this.freeSlot(e.cur);
         e.cur = ZERO;
         e.fresh = true;
+        e.freshSha = undefined;
       } else {
         this.entries.set(index, { cur: ZERO, fresh: true, durable: undefined, durableSha: undefined });
       }
@@ -414,6 +439,7 @@ export class Journal {
     let slot: number;
     let prevCur: number | undefined;
     let prevFresh = false;
+    let prevSha: Promise<string | undefined> | undefined;
     let offset = 0;
     let length = BLOCK_SIZE;
     let isNewSlot = false;
@@ -426,12 +452,15 @@ export class Journal {
       if (e) {
         prevCur = e.cur;
         prevFresh = e.fresh;
+        prevSha = e.freshSha;
         e.cur = slot;
         e.fresh = true;
       } else {
         this.entries.set(index, { cur: slot, fresh: true, durable: undefined, durableSha: undefined });
       }
     }
+    // The slot's checksum is known when this write covers all of it and the caller knew `full`'s.
+    const known = offset === 0 && length === BLOCK_SIZE ? sha : undefined;
     const fh = this.blocksFh!;
     const p = writeFully(fh, full, offset, length, slot * BLOCK_SIZE + offset).catch((err: unknown) => {
       // A failed write into a new slot leaves the block as it was (ENOSPC, EIO) ...
@@ -445,12 +474,15 @@ export class Journal {
           else {
             ent.cur = prevCur;
             ent.fresh = prevFresh;
+            ent.freshSha = prevSha;
           }
           this.freeSlot(slot);
         }
       }
       throw err;
     });
+    // Only a write that succeeded vouches for the hash; after a failure the flush reads the slot back.
+    this.entries.get(index)!.freshSha = known ? p.then(() => known, () => undefined) : undefined;
     this.inflight.add(p);
     void p.then(() => this.inflight.delete(p), () => this.inflight.delete(p));
     return p;
@@ -466,26 +498,37 @@ export class Journal {
 
   private async flushOnce(): Promise<void> {
     this.assertUsable();
-    const batch: { index: number; entry: Entry; slot: number; sha: string }[] = [];
+    const batch: { index: number; entry: Entry; slot: number; sha: string; known: Promise<string | undefined> | undefined }[] = [];
     for (const [index, entry] of this.entries) {
       if (!entry.fresh) continue;
       entry.fresh = false; // sealed: later writes to this block go to a new slot
-      batch.push({ index, entry, slot: entry.cur, sha: ZERO_BLOCK_SHA256 });
+      batch.push({ index, entry, slot: entry.cur, sha: ZERO_BLOCK_SHA256, known: entry.freshSha });
+      entry.freshSha = undefined;
     }
     if (batch.length === 0) return;
     try {
       // Writes that started before sealing may still be writing into sealed slots.
       await Promise.allSettled([...this.inflight]);
       if (this.failed) throw this.failed;
-      let hasData = false;
-      const hashBuf = Buffer.allocUnsafe(BLOCK_SIZE);
-      for (const item of batch) {
-        if (item.slot === ZERO) continue;
-        hasData = true;
-        await readFully(this.blocksFh!, hashBuf, item.slot * BLOCK_SIZE);
-        item.sha = sha256Base64(hashBuf);
+      const data = batch.filter((item) => item.slot !== ZERO);
+      for (const item of data) {
+        const sha = item.known ? await item.known : undefined; // settles with its write (awaited above)
+        if (sha !== undefined) item.sha = sha;
+        else item.known = undefined;
       }
-      if (hasData) await this.blocksFh!.datasync();
+      // The rest: read back and hashed, a few at a time.
+      const rest = data.filter((item) => item.known === undefined);
+      let next = 0;
+      await Promise.all(Array.from({ length: Math.min(FLUSH_HASH_CONCURRENCY, rest.length) }, async () => {
+        const buf = Buffer.allocUnsafe(BLOCK_SIZE);
+        while (next < rest.length) {
+          const item = rest[next++]!;
+          await readFully(this.blocksFh!, buf, item.slot * BLOCK_SIZE);
+          item.sha = await sha256Base64Async(buf);
+        }
+      }));
+      if (this.failed) throw this.failed;
+      if (data.length > 0) await this.blocksFh!.datasync();
       const buf = Buffer.alloc((batch.length + 1) * RECORD_SIZE);
       batch.forEach((item, i) => {
         encodeRecord(buf, i * RECORD_SIZE, {
@@ -610,10 +653,10 @@ export class Journal {
     else this.freeSlots.push(slot);
   }
 
-  private async readSlot(slot: number): Promise<Buffer> {
+  private async readSlot(slot: number, into?: Buffer): Promise<Buffer> {
     this.pins.set(slot, (this.pins.get(slot) ?? 0) + 1);
     try {
-      const buf = Buffer.allocUnsafe(BLOCK_SIZE);
+      const buf = into ?? Buffer.allocUnsafe(BLOCK_SIZE);
       await readFully(this.blocksFh!, buf, slot * BLOCK_SIZE);
       return buf;
     } finally {

@@ -31,9 +31,9 @@
  *   write, `assembleBlocks` assembling blocks (default 16 = 8 MiB), plus one block per write in
  *   progress; everything else lives in the journal.
  */
-import { appendFileSync as __dbgAppend } from 'node:fs'; // WBDEBUG-TEMP
+import { createHash, type Hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { sha256Base64 } from '../ebs/checksum.js';
+import { isAllZero, sha256Base64 } from '../ebs/checksum.js';
 import { BLOCK_SIZE } from '../ebs/constants.js';
 import { IoError } from '../fs/io-error.js';
 import type { BlockReader, BlockWriter, ReadBlockOptions } from '../store/block-store.js';
@@ -90,6 +90,9 @@ interface Assembling {
   buf: Buffer;
   /** Sorted, disjoint, non-adjacent [start, end) ranges. */
   ranges: [number, number][];
+  /** SHA-256 of buf[0, hashedTo), fed piece by piece while the pieces come in order; undefined once they do not. */
+  hash: Hash | undefined;
+  hashedTo: number;
 }
 
 export class OverlayStore implements BlockReader, BlockWriter {
@@ -161,26 +164,33 @@ export class OverlayStore implements BlockReader, BlockWriter {
   }
 
   private async writeLocked(index: number, offsetInBlock: number, data: Buffer, whole: boolean): Promise<void> {
-    if (process.env.WBDEBUG) { (globalThis as any).__wbh ??= new Map(); const h = (globalThis as any).__wbh; h.set(data.length, (h.get(data.length) ?? 0) + 1); }
     const release = await this.locks.lock(index);
     try {
       const asm = this.assembling.get(index);
       let block: Buffer;
+      let changed: { offset: number; length: number } | undefined = { offset: offsetInBlock, length: data.length };
+      /** SHA-256 of the whole new block, when it comes cheap (the journal then does not read it back to hash it). */
+      let sha: string | undefined;
       if (whole) {
         this.assembling.delete(index);
         this.stats.inc(WritebackStat.fullBlockWrites);
         block = Buffer.allocUnsafeSlow(BLOCK_SIZE);
         data.copy(block);
+        if (!isAllZero(block)) sha = sha256Base64(block);
       } else if (asm || (offsetInBlock === 0 && this.assembleBlocks > 0 && !this.journal.has(index) && !this.dirty.has(index))) {
         if (!this.assemble(index, asm, offsetInBlock, data)) return;
         // Every byte written: a whole block, without the parent.
-        block = this.assembling.get(index)!.buf;
+        const done = this.assembling.get(index)!;
+        block = done.buf;
+        changed = undefined;
+        if (done.hash && done.hashedTo === BLOCK_SIZE) sha = done.hash.digest('base64');
+        done.hash = undefined;
         this.stats.inc(WritebackStat.assembledBlocks);
       } else {
         block = await this.currentCopy(index);
         data.copy(block, offsetInBlock);
       }
-      await this.journal.writeBlock(index, block, { offset: offsetInBlock, length: data.length });
+      await this.journal.writeBlock(index, block, changed, sha);
       this.assembling.delete(index);
       this.stats.inc(WritebackStat.blockWrites);
       if (this.journal.isZero(index)) this.dirty.delete(index);
@@ -199,10 +209,17 @@ export class OverlayStore implements BlockReader, BlockWriter {
    */
   private assemble(index: number, asm: Assembling | undefined, offset: number, data: Buffer): boolean {
     if (!asm) {
-      asm = { buf: Buffer.allocUnsafeSlow(BLOCK_SIZE), ranges: [] };
+      asm = { buf: Buffer.allocUnsafeSlow(BLOCK_SIZE), ranges: [], hash: createHash('sha256'), hashedTo: 0 };
       this.assembling.set(index, asm);
     }
     data.copy(asm.buf, offset);
+    // Hashing as the pieces arrive costs no extra pass over the block (nor a read-back at flush).
+    if (asm.hash && offset === asm.hashedTo) {
+      asm.hash.update(data);
+      asm.hashedTo += data.length;
+    } else {
+      asm.hash = undefined;
+    }
     asm.ranges = addRange(asm.ranges, offset, offset + data.length);
     return asm.ranges.length === 1 && asm.ranges[0]![0] === 0 && asm.ranges[0]![1] === BLOCK_SIZE;
   }
@@ -254,6 +271,7 @@ export class OverlayStore implements BlockReader, BlockWriter {
         pos = end;
       }
       asm.ranges = [[0, BLOCK_SIZE]];
+      asm.hash = undefined;
     }
     try {
       await this.journal.writeBlock(index, asm.buf);
@@ -276,7 +294,6 @@ export class OverlayStore implements BlockReader, BlockWriter {
   }
 
   async flush(): Promise<void> {
-    if (process.env.WBDEBUG) __dbgAppend('/tmp/wpb/hist.txt', JSON.stringify([...((globalThis as any).__wbh ?? new Map())]) + '\n');
     // Blocks assembling now hold completed writes: into the journal first (concurrently).
     const results = await Promise.allSettled([...this.assembling.keys()].map((i) => this.completeLocked(i)));
     try {

@@ -206,6 +206,28 @@ describe('Journal', () => {
     });
   });
 
+  test('a checksum given with a whole-block write is recorded; a later partial in-place write makes the flush hash the slot', async () => {
+    await withJournal(async (dir) => {
+      const j = await create(dir);
+      const a = patternBlock(1);
+      await j.writeBlock(4, a, undefined, sha256Base64(a));
+      const b = Buffer.from(a);
+      b.fill(9, 100, 200);
+      await j.writeBlock(5, a, undefined, sha256Base64(a));
+      await j.writeBlock(5, b, { offset: 100, length: 100 }); // in place, no checksum
+      await j.flush();
+      assert.equal(j.durableChecksum(4), sha256Base64(a));
+      assert.equal(j.durableChecksum(5), sha256Base64(b));
+      const k = await reopen(dir);
+      assert.equal(k.durableChecksum(5), sha256Base64(b));
+      assert.ok((await k.readBlock(5))!.equals(b));
+      const into = Buffer.alloc(BLOCK_SIZE);
+      assert.equal(await k.readBlockInto(5, into), true);
+      assert.ok(into.equals(b));
+      assert.equal(await k.readBlockInto(6, into), undefined);
+    });
+  });
+
   test('the index is compacted when history dominates, and replays the same', async () => {
     await withJournal(async (dir) => {
       const j = await create(dir, init(), { compactThreshold: 8 });

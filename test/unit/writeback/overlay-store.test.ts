@@ -6,7 +6,7 @@ import { BLOCK_SIZE } from '../../../src/ebs/constants.js';
 import { IoError } from '../../../src/fs/io-error.js';
 import { VolumeFile } from '../../../src/fs/volume-file.js';
 import { Journal } from '../../../src/writeback/journal.js';
-import { KeyedMutex, OverlayStore } from '../../../src/writeback/overlay-store.js';
+import { KeyedMutex, OverlayStore, addRange } from '../../../src/writeback/overlay-store.js';
 import { Stats } from '../../../src/util/stats.js';
 import { ByteModel, CountingReader, PARENT_ID, patternBlock, prng, tempDir } from './fixtures.js';
 
@@ -22,14 +22,14 @@ interface Rig {
   done(): Promise<void>;
 }
 
-async function rig(parent: Map<number, Buffer>, cacheBlocks?: number): Promise<Rig> {
+async function rig(parent: Map<number, Buffer>, cacheBlocks?: number, assembleBlocks?: number): Promise<Rig> {
   const t = await tempDir();
   const dir = join(t.dir, 'j');
   const lower = new CountingReader(parent);
   const r = {} as Rig;
   const wire = (journal: Journal) => {
     r.journal = journal;
-    r.overlay = new OverlayStore({ journal, lower, cacheBlocks });
+    r.overlay = new OverlayStore({ journal, lower, cacheBlocks, assembleBlocks });
     r.file = new VolumeFile({ sizeBytes: VOLUME, reader: r.overlay, writer: r.overlay, stats: new Stats(), allocatedBlocks: () => 0 });
   };
   wire(await Journal.create(dir, { journalId: 'j', parentSnapshotId: PARENT_ID, volumeSizeGiB: 1 }));
@@ -221,6 +221,119 @@ describe('OverlayStore', () => {
     } finally {
       await r.done();
     }
+  });
+
+  test('a block written as sequential pieces from offset 0 never reads the parent; its checksum is recorded without a read-back', async () => {
+    const parent = new Map([[0, patternBlock(1)], [1, patternBlock(2)], [2, patternBlock(3)]]);
+    const r = await rig(parent);
+    const model = new ByteModel(parent);
+    try {
+      const data = Buffer.concat([patternBlock(10), patternBlock(11), patternBlock(12)]);
+      for (let off = 0; off < data.length; off += 131_072) {
+        await r.file.write(data.subarray(off, off + 131_072), 131_072, off); // like the kernel's 128 KiB FUSE writes
+      }
+      model.write(0, data);
+      assert.equal(r.lower.totalReads, 0, 'no parent read for fully overwritten blocks');
+      assert.equal(r.overlay.assemblingBlocks, 0);
+      assert.deepEqual(r.journal.dirtyIndexes(), [0, 1, 2]);
+      await r.file.flush();
+      for (let i = 0; i < 3; i++) assert.equal(r.journal.durableChecksum(i), sha256Base64(model.block(i)), `checksum of block ${i}`);
+      await r.reopen();
+      for (let i = 0; i < 3; i++) assert.ok((await r.overlay.readBlock(i))!.equals(model.block(i)), `block ${i} after a crash`);
+      assert.equal(r.lower.totalReads, 0);
+    } finally {
+      await r.done();
+    }
+  });
+
+  test('an assembling block is completed from the parent when read, flushed, or evicted; unflushed it is lost in a crash', async () => {
+    const parent = new Map([[0, patternBlock(1)], [1, patternBlock(2)], [2, patternBlock(3)], [3, patternBlock(4)], [4, patternBlock(5)]]);
+    const r = await rig(parent, 16, 2);
+    const model = new ByteModel(parent);
+    try {
+      const w = async (pos: number, len: number, fill: number) => {
+        const d = Buffer.alloc(len, fill);
+        await r.file.write(d, len, pos);
+        model.write(pos, d);
+      };
+      // Block 0: head and a later piece (a gap): read → completed with the parent's bytes.
+      await w(0, 1000, 0xa1);
+      await w(300_000, 5000, 0xa2);
+      assert.equal(r.lower.totalReads, 0);
+      assert.equal(r.overlay.assemblingBlocks, 1);
+      assert.ok((await readRange(r.file, 0, BLOCK_SIZE)).equals(model.block(0)));
+      assert.equal(r.lower.reads.get(0), 1);
+      assert.equal(r.overlay.assemblingBlocks, 0);
+      // Blocks 1..4 start assembling; at most 2 at a time (the oldest is completed).
+      for (let i = 1; i <= 4; i++) {
+        await w(i * BLOCK_SIZE, 4096, i);
+        assert.ok(r.overlay.assemblingBlocks <= 2);
+      }
+      assert.equal(r.lower.reads.get(1), 1, 'block 1 evicted: completed from the parent');
+      // A crash now loses exactly the unflushed writes, but a flush first keeps everything.
+      await r.file.flush();
+      assert.equal(r.overlay.assemblingBlocks, 0);
+      const durable = new ByteModel(model.blocks);
+      await w(2 * BLOCK_SIZE, 4096, 0xee); // block 2 is dirty now: plain read-modify-write
+      await w(5 * BLOCK_SIZE, 4096, 0xef); // block 5 (a hole of the parent) starts assembling, never flushed
+      assert.equal(r.overlay.assemblingBlocks, 1);
+      for (let i = 0; i < 6; i++) assert.ok(((await r.overlay.readBlock(i)) ?? Buffer.alloc(BLOCK_SIZE)).equals(model.block(i)), `block ${i}`);
+      await r.reopen();
+      for (let i = 0; i < 6; i++) {
+        assert.ok(((await r.overlay.readBlock(i)) ?? Buffer.alloc(BLOCK_SIZE)).equals(durable.block(i)), `block ${i} after the crash`);
+      }
+      for (const [i, b] of parent) if (!model.blocks.get(i)!.equals(b)) assert.ok(r.journal.has(i));
+    } finally {
+      await r.done();
+    }
+  });
+
+  test('a parent read failing while completing an assembling block fails the flush with EIO and keeps the writes', async () => {
+    const parent = new Map([[3, patternBlock(3)]]);
+    const r = await rig(parent);
+    try {
+      const piece = Buffer.alloc(65_536, 0x5a);
+      await r.file.write(piece, piece.length, 3 * BLOCK_SIZE); // offset 0: assembling, no read yet
+      r.lower.failing.add(3);
+      await assert.rejects(r.file.flush(), (e: unknown) => e instanceof IoError && e.code === 'EIO');
+      assert.equal(r.overlay.assemblingBlocks, 1, 'still assembling');
+      r.lower.failing.clear();
+      await r.file.flush();
+      const want = Buffer.from(parent.get(3)!);
+      piece.copy(want, 0);
+      await r.reopen();
+      assert.ok((await r.overlay.readBlock(3))!.equals(want));
+    } finally {
+      await r.done();
+    }
+  });
+
+  test('pieces out of order or overlapping still assemble correctly (the checksum is then computed at flush)', async () => {
+    const r = await rig(new Map([[0, patternBlock(7)]]));
+    try {
+      const blk = patternBlock(20);
+      const order = [0, 3, 1, 2];
+      for (const k of order) await r.file.write(blk.subarray(k * 131_072, (k + 1) * 131_072), 131_072, k * 131_072);
+      await r.file.write(blk.subarray(1000, 9000), 8000, 1000); // overlap, same bytes
+      assert.equal(r.lower.totalReads, 0);
+      await r.file.flush();
+      assert.equal(r.journal.durableChecksum(0), sha256Base64(blk));
+    } finally {
+      await r.done();
+    }
+  });
+
+  test('addRange merges ranges', () => {
+    let rs: [number, number][] = [];
+    rs = addRange(rs, 10, 20);
+    rs = addRange(rs, 30, 40);
+    assert.deepEqual(rs, [[10, 20], [30, 40]]);
+    rs = addRange(rs, 20, 30);
+    assert.deepEqual(rs, [[10, 40]]);
+    rs = addRange(rs, 0, 5);
+    rs = addRange(rs, 50, 60);
+    rs = addRange(rs, 3, 55);
+    assert.deepEqual(rs, [[0, 60]]);
   });
 
   test('KeyedMutex serializes per key in order', async () => {

@@ -170,6 +170,38 @@ describe('openWritableLayer', () => {
     }
   });
 
+  test('blocks still assembling from pieces are counted, kept by close() and included by commit()', async () => {
+    const api = new MemoryEbsApi();
+    const parentBlocks = new Map([[0, patternBlock(1)], [1, patternBlock(2)]]);
+    const { opened } = await openParent(api, parentBlocks);
+    const t = await tempDir();
+    const journalDir = join(t.dir, 'jd');
+    let layer: WritableLayer | undefined;
+    try {
+      layer = await openWritableLayer(opened, { api, journalDir, journalRoot: t.dir, retryPolicy: FAST_RETRY, sleep: noSleep });
+      const file = makeVolumeFile(opened, layer.writer, layer.reader);
+      const head = Buffer.alloc(4096, 0x77);
+      await file.write(head, head.length, 0); // block 0 starts assembling (nothing in the journal yet)
+      assert.equal(layer.dirtyBlockCount(), 1);
+      await layer.close(); // no flush by the caller: close still writes it to the journal
+      layer = await openWritableLayer(opened, { api, journalDir, journalRoot: t.dir, retryPolicy: FAST_RETRY, sleep: noSleep });
+      assert.equal(layer.dirtyBlockCount(), 1);
+      const file2 = makeVolumeFile(opened, layer.writer, layer.reader);
+      await file2.write(head, head.length, BLOCK_SIZE); // block 1 assembling at commit time
+      const { snapshotId } = await layer.commit();
+      const child = api.blocksOf(snapshotId!);
+      for (const i of [0, 1]) {
+        const want = Buffer.from(parentBlocks.get(i)!);
+        head.copy(want, 0);
+        assert.ok(child.get(i)!.equals(want), `child block ${i}`);
+      }
+      await layer.close();
+    } finally {
+      opened.close();
+      await t.cleanup();
+    }
+  });
+
   test('defaultJournalRoot follows XDG_STATE_HOME, else ~/.local/state', () => {
     assert.equal(defaultJournalRoot({ XDG_STATE_HOME: '/x/state', HOME: '/home/u' }), '/x/state/ebsmount/journals');
     assert.equal(defaultJournalRoot({ HOME: '/home/u' }), '/home/u/.local/state/ebsmount/journals');
