@@ -7,7 +7,8 @@
 #      under the work dir, detaches loop devices backed by files there, stops every process it
 #      recorded or whose argv names the work dir, and deletes the work dir.
 # Knobs: BENCH_SIZE_MIB (default 2048), BENCH_QUICK=1 (small smoke run), BENCH_OUT, BENCH_CPU_PROF=1
-# (see scripts/bench/settings.ts). Outputs: docs/bench/{results.json,results.md,throughput.svg}.
+# (see scripts/bench/settings.ts). Outputs: docs/bench/{results.json,results.md,throughput.svg}, and
+# for the full default run, README.md's Performance section (between the bench markers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EBSMOUNT_NEED_FIO=1 bash scripts/ensure-deps.sh --no-build

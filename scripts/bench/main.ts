@@ -8,9 +8,9 @@
  * started or mounted is undone on the way out, also on SIGINT/SIGTERM; exit status 0 when every
  * phase ran (targets may still FAIL: that is a finding, not a crash), 1 when a phase failed.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchSettings, type BenchSettings } from './settings.js';
 import { Cleanup } from './cleanup.js';
@@ -21,6 +21,7 @@ import type { BenchResults } from './results.js';
 import { evaluateTargets } from './targets.js';
 import { renderMarkdown, renderText, renderThroughputPlot } from './report.js';
 import { machineInfo } from './system.js';
+import { spliceBenchSection } from './readme-section.js';
 import { MIB } from './settings.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -156,6 +157,12 @@ async function main(): Promise<number> {
   await writeFile(join(settings.outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(join(settings.outDir, 'results.md'), renderMarkdown(results));
   await writeFile(join(settings.outDir, 'throughput.svg'), renderThroughputPlot(results, { rateLimit: settings.rateLimit, maxConcurrency: settings.maxConcurrency }));
+  if (settings.updateReadme) {
+    const readmePath = join(repoRoot, 'README.md');
+    const readme = await readFile(readmePath, 'utf8');
+    await writeFile(readmePath, spliceBenchSection(readme, renderMarkdown(results), relative(repoRoot, settings.outDir)));
+    log('updated the Performance section of README.md');
+  }
   process.stdout.write(`\n${renderText(results)}\n`);
   log(`done in ${(results.durationSeconds / 60).toFixed(1)} min; wrote ${settings.outDir}/results.{json,md} and throughput.svg`);
   return results.errors.length ? 1 : 0;

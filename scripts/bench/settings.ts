@@ -50,6 +50,8 @@ export interface BenchSettings {
   commitBytes: number;
   /** Where the outputs go. */
   outDir: string;
+  /** Full default run written to docs/bench: also refresh README.md's Performance section. */
+  updateReadme: boolean;
   cpuProfile: boolean;
 }
 
@@ -96,6 +98,7 @@ export function benchSettings(env: NodeJS.ProcessEnv, repoRoot: string): BenchSe
     mountRepeats: 3,
     commitBytes: Math.min(1024 * MIB, Math.floor(imageBytes / 2)),
     outDir: env.BENCH_OUT || `${repoRoot}/${isDefault ? 'docs/bench' : '.bench'}`,
+    updateReadme: isDefault && !env.BENCH_OUT,
     cpuProfile: env.BENCH_CPU_PROF === '1',
   };
 }

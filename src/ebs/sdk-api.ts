@@ -17,7 +17,10 @@
  *   once, chunks copied in place from 'data' events, no async iterator); a body shorter or longer
  *   than DataLength, or one that ends early, is a 'NetworkError'.
  *   The data is not verified here: the checksum is returned for the caller to check.
- * - PutSnapshotBlock sends the Buffer with Checksum/SHA256/DataLength; CompleteSnapshot sends the
+ * - PutSnapshotBlock sends the Buffer with Checksum/SHA256/DataLength, and the same SHA-256 (hex) as
+ *   the SigV4 payload hash (x-amz-content-sha256), so the signer does not hash 512 KiB again; the
+ *   caller's checksum must therefore be the data's (the service rejects it otherwise anyway).
+ *   CompleteSnapshot sends the
  *   LINEAR aggregate when one is given. A ClientToken is passed through whenever given.
  * - Never logs: tokens and credentials stay out of every message this file builds.
  */
@@ -129,6 +132,11 @@ export class SdkEbsApi implements EbsApi {
         });
       }
     }
+    (this.client.middlewareStack as unknown as { add(mw: unknown, o: object): void }).add(reusePayloadChecksum, {
+      step: 'build',
+      name: 'ebsmountPayloadChecksum',
+      override: true,
+    });
   }
 
   /**
@@ -286,6 +294,22 @@ export class SdkEbsApi implements EbsApi {
     this.client.destroy();
   }
 }
+
+/**
+ * Build-step middleware: a PutSnapshotBlock request carries the SHA-256 of its body as its
+ * Checksum; giving the signer that hash (as x-amz-content-sha256) saves it hashing the body again.
+ */
+const reusePayloadChecksum = ((next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) =>
+  (args: { input: { Checksum?: string; ChecksumAlgorithm?: string }; request: unknown }) => {
+    const req = args.request as { headers?: Record<string, string> } | undefined;
+    if (
+      context.commandName === 'PutSnapshotBlockCommand' &&
+      args.input.ChecksumAlgorithm === 'SHA256' && args.input.Checksum && req?.headers
+    ) {
+      req.headers['x-amz-content-sha256'] = Buffer.from(args.input.Checksum, 'base64').toString('hex');
+    }
+    return next(args);
+  });
 
 /**
  * Reads a response body into one Buffer. With a DataLength the buffer is allocated once at that

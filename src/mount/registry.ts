@@ -9,7 +9,7 @@
  * pids. Entries hold no secrets. The directory is created 0700.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { processIsAlive } from '../util/process.js';
 import { join } from 'node:path';
 import { registryDir } from './paths.js';
 
@@ -70,7 +70,7 @@ export class MountRegistry {
       try {
         const e = JSON.parse(await readFile(file, 'utf8')) as RegistryEntry;
         if (typeof e.pid !== 'number' || typeof e.mountpoint !== 'string') continue;
-        out.push({ ...e, key: e.key ?? name.slice(0, -'.json'.length), alive: pidAlive(e.pid), file });
+        out.push({ ...e, key: e.key ?? name.slice(0, -'.json'.length), alive: processIsAlive(e.pid), file });
       } catch {
         // half-written or foreign file: skip
       }
@@ -89,17 +89,3 @@ export class MountRegistry {
   }
 }
 
-/** True while `pid` runs (a zombie, exited but not yet reaped, counts as gone). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-}

@@ -15,7 +15,8 @@ import { UserError } from '../cli/user-error.js';
 import { controlRequest, ControlUnreachable } from './control-client.js';
 import { unmountPath } from './kernel-unmount.js';
 import { findMount, isEbsmountEntry } from './mountinfo.js';
-import { MountRegistry, pidAlive } from './registry.js';
+import { MountRegistry } from './registry.js';
+import { processIsAlive } from '../util/process.js';
 
 export interface UnmountArgv {
   mountpoint: string;
@@ -63,7 +64,7 @@ function canonical(p: string): string {
 
 async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (pidAlive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  while (processIsAlive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
 }
 
 function progressPrinter(): ((done: number, total: number) => void) | undefined {

@@ -21,7 +21,6 @@ import type { BlockRef, EbsApi } from '../ebs/api.js';
 import { isAllZero } from '../ebs/checksum.js';
 import { BLOCK_SIZE, GIB, blocksInVolume } from '../ebs/constants.js';
 import { RequestLimiter } from '../ebs/limiter.js';
-import { snapshotBlockPages } from '../ebs/paging.js';
 import { READ_RETRY, type RetryPolicy } from '../ebs/retry.js';
 import { toUserError } from '../cli/describe-error.js';
 import { UserError } from '../cli/user-error.js';
@@ -29,7 +28,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { ListingTokenRefresher, fetchVerifiedBlock } from './block-fetch.js';
 import { blockDeviceSize } from './image-source.js';
 import type { TransferProgress } from './importer.js';
-import { FIRST_CALL_RETRY } from './policies.js';
+import { openTransferListing } from './listing.js';
 import { runWorkers } from './worker-pool.js';
 
 export interface ExportOptions {
@@ -105,20 +104,9 @@ export async function exportSnapshot(opts: ExportOptions): Promise<ExportResult>
   const ctx = { endpoint: opts.endpoint, snapshotId, op: 'read' as const };
   const kind = await targetKind(filePath, Boolean(opts.force));
 
-  const listLimiter = new RequestLimiter({ maxConcurrency: 1, ratePerSecond: 20 });
-  const pages = snapshotBlockPages(api, snapshotId, {
-    policy: opts.readPolicy ?? READ_RETRY,
-    firstPagePolicy: opts.firstCallPolicy ?? FIRST_CALL_RETRY,
-    limiter: listLimiter, signal: opts.signal, sleep: opts.sleep,
-  });
-  let first;
-  try {
-    first = await pages.next();
-  } catch (err) {
-    throw toUserError(err, ctx);
-  }
-  if (first.done) throw new UserError(`snapshot ${snapshotId}: the listing returned no page`);
-  const volumeSizeGiB = first.value.volumeSizeGiB;
+  const { first: firstPage, pages } = await openTransferListing(api, snapshotId, opts, (err) => toUserError(err, ctx));
+  if (!firstPage) throw new UserError(`snapshot ${snapshotId}: the listing returned no page`);
+  const volumeSizeGiB = firstPage.volumeSizeGiB;
   const totalBlocks = blocksInVolume(volumeSizeGiB);
   const volumeBytes = volumeSizeGiB * GIB;
 
@@ -147,9 +135,7 @@ export async function exportSnapshot(opts: ExportOptions): Promise<ExportResult>
   const getLimiter = new RequestLimiter({ maxConcurrency: concurrency, ratePerSecond: opts.ratePerSecond ?? 1_000 });
   const refresher = new ListingTokenRefresher(api, snapshotId, { signal: opts.signal, sleep: opts.sleep });
   const zeroChunk = isDevice ? Buffer.alloc(ZERO_CHUNK_BLOCKS * BLOCK_SIZE) : undefined;
-  const firstPage = first.value;
   const refs = (async function* () {
-    for (const b of firstPage.blocks) yield b;
     for await (const p of pages) for (const b of p.blocks) yield b;
   })();
   let cursor = 0; // first block index not yet dispatched

@@ -29,7 +29,7 @@ import { blockChecksum, isAllZero } from '../ebs/checksum.js';
 import { BLOCK_SIZE, GIB, MAX_VOLUME_GIB } from '../ebs/constants.js';
 import { retryKind } from '../ebs/errors.js';
 import { RequestLimiter } from '../ebs/limiter.js';
-import { snapshotBlockPages } from '../ebs/paging.js';
+import { openTransferListing } from './listing.js';
 import { READ_RETRY, withRetry, type RetryPolicy } from '../ebs/retry.js';
 import { toUserError } from '../cli/describe-error.js';
 import { UserError } from '../cli/user-error.js';
@@ -163,28 +163,14 @@ export async function importImage(opts: ImportOptions): Promise<ImportResult> {
     // completed and is not larger), the rest on demand as the dispatcher advances.
     let parentCursor: ListingCursor | undefined;
     if (parentSnapshotId) {
-      const listLimiter = new RequestLimiter({ maxConcurrency: 1, ratePerSecond: 20 });
-      const pages = snapshotBlockPages(api, parentSnapshotId, {
-        policy: opts.readPolicy ?? READ_RETRY,
-        firstPagePolicy: opts.firstCallPolicy ?? FIRST_CALL_RETRY,
-        limiter: listLimiter, signal: opts.signal, sleep: opts.sleep,
-      });
-      let first;
-      try {
-        first = await pages.next();
-      } catch (err) {
-        throw toUserError(err, { ...ctxBase, snapshotId: parentSnapshotId, role: 'parent snapshot', op: 'read' });
-      }
-      if (!first.done) {
-        const parentGiB = first.value.volumeSizeGiB;
+      const { first, pages } = await openTransferListing(api, parentSnapshotId, opts,
+        (err) => toUserError(err, { ...ctxBase, snapshotId: parentSnapshotId, role: 'parent snapshot', op: 'read' }));
+      if (first) {
+        const parentGiB = first.volumeSizeGiB;
         if (parentGiB > volumeSizeGiB) {
           throw new UserError(`parent snapshot ${parentSnapshotId} is ${parentGiB} GiB, larger than the image (${volumeSizeGiB} GiB): a snapshot cannot be smaller than its parent`);
         }
-        const firstPage = first.value;
-        parentCursor = new ListingCursor((async function* () {
-          yield firstPage;
-          yield* pages;
-        })());
+        parentCursor = new ListingCursor(pages);
       }
     }
 

@@ -7,7 +7,7 @@
  * its pid. `release()` removes the lock only if it still names this process.
  */
 import { open, readFile, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { processIsAlive } from '../util/process.js';
 import { join } from 'node:path';
 import { UserError } from '../cli/user-error.js';
 import { LOCK_FILE } from './paths.js';
@@ -20,22 +20,6 @@ export class JournalBusyError extends UserError {
 
 export interface JournalLock {
   release(): Promise<void>;
-}
-
-export function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // A zombie (killed, not yet reaped) holds nothing.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return true;
-  }
 }
 
 export async function acquireJournalLock(dir: string): Promise<JournalLock> {

@@ -13,7 +13,7 @@ import { lstat, mkdir, readdir, realpath, rm, stat, symlink } from 'node:fs/prom
 import { dirname, join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Journal, type JournalMeta, type JournalState } from './journal.js';
-import { processIsAlive } from './journal-lock.js';
+import { processIsAlive } from '../util/process.js';
 import { BLOCKS_FILE, INDEX_FILE, LOCK_FILE, META_FILE } from './paths.js';
 
 export interface JournalInfo {

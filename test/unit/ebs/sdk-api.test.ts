@@ -16,6 +16,7 @@ import { SdkEbsApi, toEbsError, readBody } from '../../../src/ebs/sdk-api.js';
 import { createEbsApi, credentialsConfigured, ebsClientConfig, isLoopbackEndpoint, resolveEndpoint } from '../../../src/ebs/client-options.js';
 import { EbsError, retryKind } from '../../../src/ebs/errors.js';
 import { BLOCK_SIZE } from '../../../src/ebs/constants.js';
+import { verifyRequest } from '../../../src/server/sigv4.js';
 
 interface Seen {
   method: string;
@@ -182,6 +183,16 @@ describe('requests and responses', () => {
       assert.equal(req.headers['x-amz-checksum-algorithm'], 'SHA256');
       assert.equal(req.headers['x-amz-progress'], '50');
       assert.ok(req.body.equals(block));
+      // The signer was handed the body's SHA-256 instead of hashing it again, and the signature
+      // over it verifies (with the dummy loopback credentials) against the body actually sent.
+      const bodyHex = createHash('sha256').update(req.body).digest('hex');
+      assert.equal(req.headers['x-amz-content-sha256'], bodyHex);
+      const asIncoming = { method: req.method, url: req.url, headers: req.headers } as IncomingMessage;
+      verifyRequest(asIncoming, bodyHex, { accessKeyId: 'AKIDEBSMOUNTLOCAL', secretAccessKey: 'ebsmount-local-dummy-secret' });
+      assert.throws(
+        () => verifyRequest(asIncoming, bodyHex, { accessKeyId: 'AKIDEBSMOUNTLOCAL', secretAccessKey: 'wrong' }),
+        /signature/,
+      );
     } finally {
       a.close();
     }

@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlServer } from '../../../src/mount/control-server.js';
 import { controlRequest, ControlUnreachable } from '../../../src/mount/control-client.js';
-import { MountRegistry, pidAlive } from '../../../src/mount/registry.js';
+import { MountRegistry } from '../../../src/mount/registry.js';
+import { processIsAlive } from '../../../src/util/process.js';
+import { spawnSync } from 'node:child_process';
 import { checkFuse, checkMountpoint, checkSnapshotId } from '../../../src/mount/preflight.js';
 import { parseReadyLine } from '../../../src/mount/readiness.js';
 
@@ -72,7 +74,13 @@ describe('registry', () => {
     assert.deepEqual((await reg.list()).map((e) => e.key), ['live']);
     await reg.unregister('live');
     assert.deepEqual(await reg.list(), []);
-    assert.equal(pidAlive(process.pid), true);
+  });
+
+  test('processIsAlive: running yes, exited and reaped no', () => {
+    assert.equal(processIsAlive(process.pid), true);
+    const exited = spawnSync('true');
+    assert.equal(exited.status, 0);
+    assert.equal(processIsAlive(exited.pid!), false);
   });
 });
 
