@@ -21,7 +21,7 @@ import { cpuSeconds, dropPageCache, isMountpoint, RssSampler, vmRssBytes } from 
 import { MB, counterValue, mbPerSecond, median, statValue, upstreamCeiling } from './stats.js';
 import { planColdReads, runColdRandomReads, type RandomReadResult } from './fio.js';
 import { createSparseSnapshot, spreadBlockIndexes } from './sparse-snapshot.js';
-import { rawApiCeiling } from './raw-api.js';
+import { rawApiCeiling, rawPutCeiling } from './raw-api.js';
 
 const READ_TIMEOUT_MS = 15 * 60_000;
 
@@ -368,6 +368,11 @@ export class BenchPhases {
     const snap = this.requireSnapshot();
     const latencyMs = this.s.workloadLatencyMs;
     const endpoint = await this.serverAt(latencyMs);
+    // This machine's own ceiling for puts, side by side: the API client alone, no journal.
+    const rawApi = await rawPutCeiling({
+      endpoint, concurrency: uploadConcurrency, latencyMs, blocks: Math.min(this.s.commitBytes / BLOCK_SIZE, this.s.quick ? 256 : 1024),
+    });
+    this.ctx.log(`raw API puts @${latencyMs} ms (${uploadConcurrency} in flight, hashed, no journal): ${rawApi.mbps.toFixed(1)} MB/s, p50 ${rawApi.p50Ms.toFixed(1)} ms, client CPU ${rawApi.clientCpuSeconds.toFixed(2)} s`);
     const m = await this.freshMount(snap, 'mnt-commit', endpoint, { writable: true });
     let write: Transfer;
     try {
@@ -382,7 +387,7 @@ export class BenchPhases {
     const ceilingMbps = upstreamCeiling({ rateLimit: this.s.rateLimit, concurrency: uploadConcurrency, latencyMs }) / MB;
     this.ctx.results.commit = {
       latencyMs, bytes: this.s.commitBytes, writeMbps: write.mbps, unmountSeconds: seconds,
-      mbps: mbPerSecond(this.s.commitBytes, seconds), ceilingMbps, uploadConcurrency,
+      mbps: mbPerSecond(this.s.commitBytes, seconds), ceilingMbps, uploadConcurrency, rawApi,
       childSnapshotId: r.stdout.match(/\bsnap-[0-9a-f]{8,17}\b/)?.[0],
     };
     this.ctx.log(`commit: ${seconds.toFixed(2)} s = ${this.ctx.results.commit.mbps.toFixed(1)} MB/s (ceiling ${ceilingMbps.toFixed(1)}), child ${this.ctx.results.commit.childSnapshotId ?? 'not printed'}`);

@@ -6,9 +6,12 @@
  *
  * Contract: reads the first `blocks` listed blocks of `snapshotId` once each; returns requests/s,
  * MB/s, p50 latency and the client's CPU seconds. Throws on a checksum mismatch.
+ * rawPutCeiling is the same for PutSnapshotBlock (what a commit does without the journal): one
+ * new snapshot of `blocks` distinct random blocks, each hashed as the committer hashes it.
  */
+import { randomFillSync } from 'node:crypto';
 import { createEbsApi } from '../../src/ebs/client-options.js';
-import { sha256Base64 } from '../../src/ebs/checksum.js';
+import { sha256Base64Async } from '../../src/ebs/checksum.js';
 import { BLOCK_SIZE } from '../../src/ebs/constants.js';
 import { MB, median } from './stats.js';
 
@@ -36,7 +39,7 @@ export async function rawApiCeiling(opts: { endpoint: string; snapshotId: string
         const b = blocks[next++]!;
         const s = performance.now();
         const d = await api.getSnapshotBlock(opts.snapshotId, b.index, b.token);
-        if (sha256Base64(d.data) !== d.checksum) throw new Error(`checksum mismatch at block ${b.index}`);
+        if ((await sha256Base64Async(d.data)) !== d.checksum) throw new Error(`checksum mismatch at block ${b.index}`);
         latencies.push(performance.now() - s);
       }
     }),
@@ -49,6 +52,41 @@ export async function rawApiCeiling(opts: { endpoint: string; snapshotId: string
     blocks: blocks.length,
     requestsPerSecond: blocks.length / seconds,
     mbps: (blocks.length * BLOCK_SIZE) / seconds / MB,
+    p50Ms: median(latencies),
+    clientCpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
+}
+
+export async function rawPutCeiling(opts: { endpoint: string; concurrency: number; blocks: number; latencyMs: number }): Promise<RawApiResult> {
+  const api = createEbsApi({ endpoint: opts.endpoint, maxSockets: opts.concurrency + 8 });
+  const volumeSizeGiB = Math.max(1, Math.ceil((opts.blocks * BLOCK_SIZE) / 2 ** 30));
+  const snap = await api.startSnapshot({ volumeSizeGiB });
+  // One buffer per worker, made distinct per block by its first bytes (random content once).
+  const buffers = Array.from({ length: opts.concurrency }, () => randomFillSync(Buffer.alloc(BLOCK_SIZE)));
+  const latencies: number[] = [];
+  let next = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(
+    buffers.map(async (buf) => {
+      while (next < opts.blocks) {
+        const index = next++;
+        buf.writeUInt32LE(index, 0);
+        const s = performance.now();
+        await api.putSnapshotBlock(snap.snapshotId, index, buf, await sha256Base64Async(buf));
+        latencies.push(performance.now() - s);
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  await api.completeSnapshot(snap.snapshotId, opts.blocks);
+  return {
+    latencyMs: opts.latencyMs,
+    concurrency: opts.concurrency,
+    blocks: opts.blocks,
+    requestsPerSecond: opts.blocks / seconds,
+    mbps: (opts.blocks * BLOCK_SIZE) / seconds / MB,
     p50Ms: median(latencies),
     clientCpuSeconds: (cpu.user + cpu.system) / 1e6,
   };

@@ -100,7 +100,7 @@ export function resultTables(r: BenchResults): Table[] {
     rows.push([
       `Commit of ${sizeText(c.bytes)} dirty blocks (ebsmount unmount), ${c.latencyMs} ms`,
       `${num(c.mbps)} MB/s`,
-      `${num(c.unmountSeconds, 2)} s; ${num(percentOf(c.mbps, c.ceilingMbps), 0)} % of ceiling ${num(c.ceilingMbps)} (upload concurrency ${c.uploadConcurrency}); writing it: ${num(c.writeMbps)} MB/s`,
+      `${num(c.unmountSeconds, 2)} s; ${num(percentOf(c.mbps, c.ceilingMbps), 0)} % of ceiling ${num(c.ceilingMbps)} (upload concurrency ${c.uploadConcurrency})${c.rawApi ? `; raw API puts ${num(c.rawApi.mbps)} MB/s (commit = ${num(percentOf(c.mbps, c.rawApi.mbps), 0)} % of it)` : ''}; writing it: ${num(c.writeMbps)} MB/s`,
     ]);
   }
   tables.push({ title: 'Other workloads', headers: ['Workload', 'Result', 'Details'], rows });

@@ -90,6 +90,8 @@ export interface BenchResults {
     mbps: number;
     ceilingMbps: number;
     uploadConcurrency: number;
+    /** PutSnapshotBlock alone at the same concurrency, just before the commit (this machine's ceiling). */
+    rawApi?: RawApiResult;
     childSnapshotId?: string;
     putRequests?: number;
   };

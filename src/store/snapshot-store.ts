@@ -15,7 +15,7 @@
  *   snapshot id and block index, never the token); the store stays usable.
  */
 import type { EbsApi } from '../ebs/api.js';
-import { sha256 } from '../ebs/checksum.js';
+import { sha256Async } from '../ebs/checksum.js';
 import { BLOCK_SIZE } from '../ebs/constants.js';
 import { EbsError, retryKind } from '../ebs/errors.js';
 import type { RequestLimiter } from '../ebs/limiter.js';
@@ -128,7 +128,8 @@ export class SnapshotStore implements BlockReader {
       res.dataLength !== BLOCK_SIZE ||
       data.length !== BLOCK_SIZE ||
       (res.checksumAlgorithm && res.checksumAlgorithm.toUpperCase() !== 'SHA256') ||
-      !sha256(data).equals(Buffer.from(res.checksum ?? '', 'base64'))
+      // Hashed in the threadpool: the event loop keeps serving FUSE ops and responses meanwhile.
+      !(await sha256Async(data)).equals(Buffer.from(res.checksum ?? '', 'base64'))
     ) {
       stats.inc(StatKey.ebsChecksumMismatch);
       throw new EbsError('ChecksumMismatch', `block ${index} of ${this.snapshotId} failed verification`);

@@ -26,14 +26,13 @@
  */
 import { createHash } from 'node:crypto';
 import type { EbsApi } from '../ebs/api.js';
-import { LinearChecksum } from '../ebs/checksum.js';
+import { LinearChecksum, sha256Base64Async } from '../ebs/checksum.js';
 import { BLOCK_SIZE, MIN_LIST_RESULTS, ZERO_BLOCK_SHA256 } from '../ebs/constants.js';
 import { EbsError, Reason, retryKind } from '../ebs/errors.js';
 import { WRITE_RETRY, withRetry, type RetryPolicy } from '../ebs/retry.js';
 import { describeEbsError } from '../cli/describe-error.js';
 import { UserError } from '../cli/user-error.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { sha256Base64Async } from './hash.js';
 import type { Journal } from './journal.js';
 
 /** StartSnapshot Timeout: long enough to resume a crashed commit the next day. */

@@ -42,7 +42,7 @@
 import { mkdir, open, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Tag } from '../ebs/api.js';
-import { isAllZero } from '../ebs/checksum.js';
+import { isAllZero, sha256Base64Async } from '../ebs/checksum.js';
 import { BLOCK_SIZE, ZERO_BLOCK_SHA256, blocksInVolume } from '../ebs/constants.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import {
@@ -50,7 +50,6 @@ import {
   type IndexRecord,
 } from './journal-format.js';
 import { acquireJournalLock, type JournalLock } from './journal-lock.js';
-import { sha256Base64Async } from './hash.js';
 import { BLOCKS_FILE, INDEX_FILE, META_FILE } from './paths.js';
 
 export const JOURNAL_VERSION = 1;

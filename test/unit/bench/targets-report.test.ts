@@ -92,6 +92,10 @@ describe('bench report', () => {
     assert.match(renderMarkdown(r), /\| 100 ms \| 335\.5 \| 157\.3 \| 200\.0 \|/);
     assert.match(renderMarkdown(r), /Raw API = GetSnapshotBlock/);
     assert.equal(renderThroughputPlot(r, { rateLimit: 1000, maxConcurrency: 64 }).match(/<polyline /g)!.length, 5);
+    // The commit's side-by-side put ceiling, when measured, is named with the commit's share of it.
+    assert.doesNotMatch(renderMarkdown(r), /raw API puts/);
+    r.commit!.rawApi = { latencyMs: 20, concurrency: 64, blocks: 1024, requestsPerSecond: 700, mbps: 367, p50Ms: 90, clientCpuSeconds: 2 };
+    assert.match(renderMarkdown(r), /raw API puts 367\.0 MB\/s \(commit = 73 % of it\)/);
   });
 
   test('markdown cells escape pipes; tables have one row per latency', () => {
