@@ -25,21 +25,21 @@ export interface RawApiResult {
   clientCpuSeconds: number;
 }
 
-export async function rawApiCeiling(opts: { endpoint: string; snapshotId: string; concurrency: number; blocks: number; latencyMs: number }): Promise<RawApiResult> {
-  const api = createEbsApi({ endpoint: opts.endpoint, maxSockets: opts.concurrency + 8 });
-  const page = await api.listSnapshotBlocks(opts.snapshotId, { startingBlockIndex: 0, maxResults: 10_000 });
-  const blocks = page.blocks.slice(0, opts.blocks);
+/** Runs `request(i, worker)` for i in [0, count) with `concurrency` workers; times each call. */
+async function timedRequests(
+  opts: { count: number; concurrency: number; latencyMs: number },
+  request: (i: number, worker: number) => Promise<void>,
+): Promise<RawApiResult> {
   const latencies: number[] = [];
   let next = 0;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
-    Array.from({ length: opts.concurrency }, async () => {
-      while (next < blocks.length) {
-        const b = blocks[next++]!;
+    Array.from({ length: opts.concurrency }, async (_, worker) => {
+      while (next < opts.count) {
+        const i = next++;
         const s = performance.now();
-        const d = await api.getSnapshotBlock(opts.snapshotId, b.index, b.token);
-        if ((await sha256Base64Async(d.data)) !== d.checksum) throw new Error(`checksum mismatch at block ${b.index}`);
+        await request(i, worker);
         latencies.push(performance.now() - s);
       }
     }),
@@ -49,45 +49,44 @@ export async function rawApiCeiling(opts: { endpoint: string; snapshotId: string
   return {
     latencyMs: opts.latencyMs,
     concurrency: opts.concurrency,
-    blocks: blocks.length,
-    requestsPerSecond: blocks.length / seconds,
-    mbps: (blocks.length * BLOCK_SIZE) / seconds / MB,
+    blocks: opts.count,
+    requestsPerSecond: opts.count / seconds,
+    mbps: (opts.count * BLOCK_SIZE) / seconds / MB,
     p50Ms: median(latencies),
     clientCpuSeconds: (cpu.user + cpu.system) / 1e6,
   };
 }
 
+export async function rawApiCeiling(opts: { endpoint: string; snapshotId: string; concurrency: number; blocks: number; latencyMs: number }): Promise<RawApiResult> {
+  const api = createEbsApi({ endpoint: opts.endpoint, maxSockets: opts.concurrency + 8 });
+  const page = await api.listSnapshotBlocks(opts.snapshotId, { startingBlockIndex: 0, maxResults: 10_000 });
+  const blocks = page.blocks.slice(0, opts.blocks);
+  try {
+    return await timedRequests({ count: blocks.length, concurrency: opts.concurrency, latencyMs: opts.latencyMs }, async (i) => {
+      const b = blocks[i]!;
+      const d = await api.getSnapshotBlock(opts.snapshotId, b.index, b.token);
+      if ((await sha256Base64Async(d.data)) !== d.checksum) throw new Error(`checksum mismatch at block ${b.index}`);
+    });
+  } finally {
+    api.close?.();
+  }
+}
+
 export async function rawPutCeiling(opts: { endpoint: string; concurrency: number; blocks: number; latencyMs: number }): Promise<RawApiResult> {
   const api = createEbsApi({ endpoint: opts.endpoint, maxSockets: opts.concurrency + 8 });
   const volumeSizeGiB = Math.max(1, Math.ceil((opts.blocks * BLOCK_SIZE) / 2 ** 30));
-  const snap = await api.startSnapshot({ volumeSizeGiB });
-  // One buffer per worker, made distinct per block by its first bytes (random content once).
-  const buffers = Array.from({ length: opts.concurrency }, () => randomFillSync(Buffer.alloc(BLOCK_SIZE)));
-  const latencies: number[] = [];
-  let next = 0;
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  await Promise.all(
-    buffers.map(async (buf) => {
-      while (next < opts.blocks) {
-        const index = next++;
-        buf.writeUInt32LE(index, 0);
-        const s = performance.now();
-        await api.putSnapshotBlock(snap.snapshotId, index, buf, await sha256Base64Async(buf));
-        latencies.push(performance.now() - s);
-      }
-    }),
-  );
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  await api.completeSnapshot(snap.snapshotId, opts.blocks);
-  return {
-    latencyMs: opts.latencyMs,
-    concurrency: opts.concurrency,
-    blocks: opts.blocks,
-    requestsPerSecond: opts.blocks / seconds,
-    mbps: (opts.blocks * BLOCK_SIZE) / seconds / MB,
-    p50Ms: median(latencies),
-    clientCpuSeconds: (cpu.user + cpu.system) / 1e6,
-  };
+  try {
+    const snap = await api.startSnapshot({ volumeSizeGiB });
+    // One buffer per worker, made distinct per block by its first bytes (random content once).
+    const buffers = Array.from({ length: opts.concurrency }, () => randomFillSync(Buffer.alloc(BLOCK_SIZE)));
+    const result = await timedRequests({ count: opts.blocks, concurrency: opts.concurrency, latencyMs: opts.latencyMs }, async (i, worker) => {
+      const buf = buffers[worker]!;
+      buf.writeUInt32LE(i, 0);
+      await api.putSnapshotBlock(snap.snapshotId, i, buf, await sha256Base64Async(buf));
+    });
+    await api.completeSnapshot(snap.snapshotId, opts.blocks);
+    return result;
+  } finally {
+    api.close?.();
+  }
 }

@@ -5,10 +5,12 @@
  *
  * The *Async variants hash off the main thread: WebCrypto's digest runs as a libuv threadpool
  * job, so hashing 512 KiB blocks (~0.3-0.4 ms each) does not stall FUSE ops and HTTP on the event
- * loop, and several blocks hash in parallel on several cores. They take a copy of `data` before
- * they return (Node copies the bytes into the job synchronously), so the caller may reuse or
- * change the buffer right away; they resolve to the hash of the bytes as they were at the call.
+ * loop, and several blocks hash in parallel on several cores. At most HASH_JOBS digests run at
+ * once (the rest wait in FIFO order): each job holds a copy of its data, so the copies stay a few
+ * blocks whatever the number of callers, and the threadpool keeps threads for file I/O. The caller
+ * must not change `data` until the promise settles.
  */
+import { availableParallelism } from 'node:os';
 import { createHash, webcrypto } from 'node:crypto';
 import { BLOCK_SIZE, ZERO_BLOCK_SHA256 } from './constants.js';
 
@@ -20,8 +22,27 @@ export function sha256Base64(data: Uint8Array): string {
   return sha256(data).toString('base64');
 }
 
+/** Digests running at once: one per core, 2 to 4 (libuv's threadpool has 4 threads by default). */
+export const HASH_JOBS = Math.min(4, Math.max(2, availableParallelism()));
+let hashJobsRunning = 0;
+const hashWaiters: (() => void)[] = [];
+
+/** Digests running now (for tests): never above HASH_JOBS. */
+export function runningHashJobs(): number {
+  return hashJobsRunning;
+}
+
 export async function sha256Async(data: Uint8Array): Promise<Buffer> {
-  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data));
+  if (hashJobsRunning >= HASH_JOBS) await new Promise<void>((resolve) => hashWaiters.push(resolve));
+  else hashJobsRunning++;
+  try {
+    return Buffer.from(await webcrypto.subtle.digest('SHA-256', data));
+  } finally {
+    // Hand the slot straight to the next waiter (the running count stays), or free it.
+    const next = hashWaiters.shift();
+    if (next) next();
+    else hashJobsRunning--;
+  }
 }
 
 export async function sha256Base64Async(data: Uint8Array): Promise<string> {

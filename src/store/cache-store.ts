@@ -5,9 +5,11 @@
  * Contract:
  * - Bytes held by cached blocks never exceed `cacheSizeBytes` (lru-cache maxSize). Blocks known
  *   to read as zeros are never stored nor fetched: readBlock resolves null.
- * - Blocks being fetched are memory too: a large cache keeps `inFlightReserveBlocks` (the prefetch
- *   slots plus a few demand reads, at most an eighth of the cache) free for them, so cached plus
- *   in-flight blocks stay within `cacheSizeBytes` and the daemon's RSS within cache + overhead.
+ * - Blocks being fetched are memory too, about twice over (the body, plus the socket chunks it
+ *   was read from until the next GC, or the hash job's copy): a large cache keeps
+ *   `inFlightReserveBlocks` (twice the prefetch slots plus a few demand reads, at most an eighth of
+ *   the cache) free for them, so cached plus in-flight blocks stay within `cacheSizeBytes` and the
+ *   daemon's RSS within cache + overhead.
  * - Single flight: concurrent reads of one block share one request, whether demand or prefetch.
  * - `prefetch(index)` queues a background fetch that fills the cache: a no-op when the block is
  *   cached, in flight, queued or known zero; refused ('full') when `prefetchBudgetBlocks` fetches
@@ -41,8 +43,8 @@ export interface CacheStoreOptions {
   /** Most prefetches queued or running. Default: a quarter of the cache, in blocks. */
   prefetchBudgetBlocks?: number;
   /**
-   * Cache space kept free for blocks in flight. Default: backgroundConcurrency + 4 blocks, at
-   * most an eighth of the cache (so a small cache keeps all of its blocks).
+   * Cache space kept free for blocks in flight. Default: 2 × (backgroundConcurrency + 4) blocks,
+   * at most an eighth of the cache (so a small cache keeps most of its blocks).
    */
   inFlightReserveBlocks?: number;
   logger?: Logger;
@@ -79,7 +81,7 @@ export class CacheStore implements BlockReader {
     const cacheBlocks = Math.floor(this.cacheSizeBytes / BLOCK_SIZE);
     this.prefetchBudgetBlocks = Math.max(0, opts.prefetchBudgetBlocks ?? Math.floor(cacheBlocks / 4));
     this.backgroundConcurrency = Math.max(0, opts.backgroundConcurrency ?? 16);
-    const reserveBlocks = Math.max(0, Math.min(opts.inFlightReserveBlocks ?? this.backgroundConcurrency + 4, Math.floor(cacheBlocks / 8)));
+    const reserveBlocks = Math.max(0, Math.min(opts.inFlightReserveBlocks ?? 2 * (this.backgroundConcurrency + 4), Math.floor(cacheBlocks / 8)));
     this.lru =
       cacheBlocks > 0
         ? new LRUCache<number, Buffer>({
@@ -95,6 +97,11 @@ export class CacheStore implements BlockReader {
   /** Bytes currently held by cached blocks (≤ cacheSizeBytes). */
   get cachedBytes(): number {
     return this.lru?.calculatedSize ?? 0;
+  }
+
+  /** Most blocks the LRU keeps (the cache size less the in-flight reserve). */
+  get capacityBlocks(): number {
+    return Math.floor((this.lru?.maxSize ?? 0) / BLOCK_SIZE);
   }
 
   get cachedBlocks(): number {

@@ -49,6 +49,19 @@ function makeCache(source: FakeSource, blocks: number, extra: Partial<Constructo
 }
 
 describe('CacheStore', () => {
+  test('the in-flight reserve: twice the prefetch slots plus 4, at most an eighth of the cache', async () => {
+    const source = new FakeSource();
+    assert.equal(makeCache(source, 1024).cache.capacityBlocks, 1024 - 2 * (16 + 4));
+    assert.equal(makeCache(source, 1024, { backgroundConcurrency: 8 }).cache.capacityBlocks, 1024 - 24);
+    assert.equal(makeCache(source, 64).cache.capacityBlocks, 64 - 8);
+    assert.equal(makeCache(source, 1024, { inFlightReserveBlocks: 0 }).cache.capacityBlocks, 1024);
+    // The LRU really stops there: reading more blocks than that keeps exactly capacityBlocks.
+    const { cache } = makeCache(source, 256);
+    for (let i = 0; i < 300; i++) await cache.readBlock(i);
+    assert.equal(cache.cachedBlocks, 256 - 32);
+    assert.ok(cache.cachedBytes <= 256 * BLOCK_SIZE - 32 * BLOCK_SIZE);
+  });
+
   test('concurrent reads of one block make one request; later reads are hits', async () => {
     const source = new FakeSource();
     const { cache, stats } = makeCache(source, 8);
