@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what ebsmount's tests and demo need is here: npm packages, a build, and Debian's
-# libfuse2, fuse (fusermount), mkfs tools, gdisk/fdisk and util-linux's losetup.
+# libfuse2, fuse (fusermount), mkfs tools, gdisk/fdisk and util-linux's losetup; with
+# EBSMOUNT_NEED_FIO=1 also fio (bench), with EBSMOUNT_NEED_AWSCLI=1 also awscli (tests).
 # Installs them with apt-get when running as root; otherwise stops naming what is missing.
 # Usage: ensure-deps.sh [--no-build]
 set -euo pipefail
@@ -17,6 +18,8 @@ command -v sgdisk >/dev/null     || need_pkgs+=(gdisk)
 command -v sfdisk >/dev/null     || need_pkgs+=(fdisk)
 command -v losetup >/dev/null    || need_pkgs+=(mount)
 if [ "${EBSMOUNT_NEED_FIO:-0}" = 1 ]; then command -v fio >/dev/null || need_pkgs+=(fio); fi
+# The tests also drive the local server with the AWS CLI, unmodified.
+if [ "${EBSMOUNT_NEED_AWSCLI:-0}" = 1 ]; then command -v aws >/dev/null || need_pkgs+=(awscli); fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

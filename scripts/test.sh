@@ -3,7 +3,7 @@
 # FUSE and loop devices) with node's built-in runner. Extra arguments filter test files by name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/ensure-deps.sh
+EBSMOUNT_NEED_AWSCLI=1 bash scripts/ensure-deps.sh
 if [ "$(id -u)" != 0 ]; then
   echo "test: the end-to-end tests mount filesystems and attach loop devices: run npm test as root" >&2
   exit 1
