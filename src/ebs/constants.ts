@@ -6,6 +6,8 @@ export const GIB = 1024 ** 3;
 export const BLOCKS_PER_GIB = GIB / BLOCK_SIZE; // 2048
 export const MIN_VOLUME_GIB = 1;
 export const MAX_VOLUME_GIB = 65_536;
+/** AWS's default quota of pending snapshots per region. */
+export const DEFAULT_MAX_PENDING_SNAPSHOTS = 100;
 export const MAX_BLOCK_INDEX = MAX_VOLUME_GIB * BLOCKS_PER_GIB - 1; // 134,217,727
 export const MIN_LIST_RESULTS = 100;
 export const MAX_LIST_RESULTS = 10_000;

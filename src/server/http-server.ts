@@ -48,6 +48,8 @@ export interface EbsServerOptions {
   tokenTtlSeconds: number;
   /** Multiplies snapshot Timeouts (testing aid). */
   timeoutScale?: number;
+  /** Pending snapshots allowed at once (StoreOptions.maxPendingSnapshots). */
+  maxPendingSnapshots?: number;
   /** Index range scanned per listing page; 0 = unbounded. */
   listScanWindow?: number;
 }
@@ -112,7 +114,9 @@ export function route(method: string, path: string): Route | undefined {
 
 export async function startEbsServer(opts: EbsServerOptions): Promise<RunningEbsServer> {
   const logger = opts.logger;
-  const store = await ServerStore.open({ dataDir: opts.dataDir, logger, timeoutScale: opts.timeoutScale });
+  const store = await ServerStore.open({
+    dataDir: opts.dataDir, logger, timeoutScale: opts.timeoutScale, maxPendingSnapshots: opts.maxPendingSnapshots,
+  });
   const tokens = new TokenCodec(store.secret, opts.tokenTtlSeconds * 1000);
   const faults = new Faults(opts.faults);
   const pool = new BlockBufferPool();

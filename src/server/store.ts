@@ -15,6 +15,8 @@
  * - ListChangedBlocks set of two related snapshots (same lineage tree, either order): every index
  *   written by a snapshot on the path between them (below their nearest common ancestor).
  * - Only `completed` snapshots are readable; only `pending` ones take blocks or completion.
+ * - At most `maxPendingSnapshots` (default 100, AWS's quota) are pending at once: StartSnapshot
+ *   beyond is ServiceQuotaExceededException (a ClientToken retry of a pending one still answers).
  *   A pending snapshot with no put and no completion for Timeout minutes (× timeoutScale, for
  *   tests) turns `error`: checked when touched and by a timer.
  * - ClientToken: same token + same parameters → the same snapshot; other parameters → Conflict.
@@ -29,6 +31,7 @@ import { join } from 'node:path';
 import {
   BLOCKS_PER_GIB,
   BLOCK_SIZE,
+  DEFAULT_MAX_PENDING_SNAPSHOTS,
   DEFAULT_SNAPSHOT_TIMEOUT_MIN,
   MAX_SNAPSHOT_TIMEOUT_MIN,
   MAX_VOLUME_GIB,
@@ -119,6 +122,8 @@ export interface StoreOptions {
   logger: Logger;
   /** Multiplies every snapshot's Timeout (tests use a small value). Default 1. */
   timeoutScale?: number;
+  /** StartSnapshot beyond this many pending snapshots is ServiceQuotaExceededException. Default 100 (AWS's quota). */
+  maxPendingSnapshots?: number;
   now?: () => number;
 }
 
@@ -289,6 +294,16 @@ export class ServerStore {
           Reason.INVALID_VOLUME_SIZE,
         );
       }
+    }
+    this.sweepTimeouts();
+    const maxPending = this.opts.maxPendingSnapshots ?? DEFAULT_MAX_PENDING_SNAPSHOTS;
+    let pending = 0;
+    for (const snap of this.snapshots.values()) if (snap.status === 'pending') pending++;
+    if (pending >= maxPending) {
+      throw new ApiError(
+        'ServiceQuotaExceededException',
+        `You have ${pending} pending snapshots, the most allowed (${maxPending}): complete some, or let them time out.`,
+      );
     }
     let id: string;
     do id = `snap-${randomBytes(9).toString('hex').slice(0, 17)}`;

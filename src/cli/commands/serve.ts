@@ -16,6 +16,7 @@ import { UserError } from '../user-error.js';
 import { createLogger } from '../../util/log.js';
 import type { EbsServerOptions } from '../../server/http-server.js';
 import { DEFAULT_BLOCK_TOKEN_TTL_S } from '../../server/tokens.js';
+import { DEFAULT_MAX_PENDING_SNAPSHOTS } from '../../ebs/constants.js';
 
 export interface ServeArgv {
   data?: string;
@@ -31,6 +32,7 @@ export interface ServeArgv {
   'corrupt-rate'?: number;
   'missing-after-start-ms'?: number;
   'token-ttl'?: number;
+  'max-pending-snapshots'?: number;
   'timeout-scale'?: number;
   'list-scan-window'?: number;
 }
@@ -79,6 +81,7 @@ export function serveOptionsFromArgv(argv: ServeArgv): Omit<EbsServerOptions, 'l
     },
     tokenTtlSeconds: num(argv, 'token-ttl', DEFAULT_BLOCK_TOKEN_TTL_S, (v) => v > 0, 'a number of seconds > 0'),
     timeoutScale: num(argv, 'timeout-scale', 1, (v) => v > 0, 'a number > 0'),
+    maxPendingSnapshots: num(argv, 'max-pending-snapshots', DEFAULT_MAX_PENDING_SNAPSHOTS, (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'),
     listScanWindow: num(argv, 'list-scan-window', 0, (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0'),
   };
 }
@@ -102,6 +105,7 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
       .option('corrupt-rate', { type: 'number', default: 0, group: 'Fault injection:', describe: 'Fraction of GetSnapshotBlock bodies corrupted (headers keep the true checksum)' })
       .option('missing-after-start-ms', { type: 'number', default: 0, group: 'Fault injection:', describe: "Puts into a snapshot younger than this fail with 'snapshot does not exist'" })
       .option('token-ttl', { type: 'number', default: DEFAULT_BLOCK_TOKEN_TTL_S, group: 'Fault injection:', describe: 'Block token lifetime, seconds' })
+      .option('max-pending-snapshots', { type: 'number', default: DEFAULT_MAX_PENDING_SNAPSHOTS, describe: 'Pending snapshots allowed at once; beyond: ServiceQuotaExceededException (AWS: 100)' })
       .option('timeout-scale', { type: 'number', default: 1, group: 'Testing:', describe: "Multiplies snapshots' Timeout (e.g. 0.001: 10 minutes become 0.6 s)" })
       .option('list-scan-window', { type: 'number', default: 0, group: 'Testing:', describe: 'Block indexes scanned per listing page (short and empty pages); 0: unbounded' }) as unknown as Argv<ServeArgv>,
   handler: async (argv) => {

@@ -526,3 +526,28 @@ describe('ebsmount serve: Timeout', () => {
     });
   });
 });
+
+describe('ebsmount serve: pending-snapshot quota', () => {
+  let server: TestServer;
+  let client: EBSClient;
+  before(async () => {
+    server = await startServer({ args: ['--max-pending-snapshots', '2'] });
+    client = ebsClient(server.endpoint);
+  });
+  after(async () => {
+    client?.destroy();
+    await server?.stop();
+  });
+
+  test('StartSnapshot beyond the quota is ServiceQuotaExceededException 402; a completion frees a slot', async () => {
+    const token = `quota-${Date.now()}`;
+    const a = await client.send(new StartSnapshotCommand({ VolumeSize: 1, ClientToken: token }));
+    await client.send(new StartSnapshotCommand({ VolumeSize: 1 }));
+    await rejectsWith(client.send(new StartSnapshotCommand({ VolumeSize: 1 })), 'ServiceQuotaExceededException', { status: 402, message: /2 pending snapshots/ });
+    // A ClientToken retry of a pending snapshot is not a new snapshot: it still answers.
+    assert.equal((await client.send(new StartSnapshotCommand({ VolumeSize: 1, ClientToken: token }))).SnapshotId, a.SnapshotId);
+    await client.send(new CompleteSnapshotCommand({ SnapshotId: a.SnapshotId!, ChangedBlocksCount: 0 }));
+    const c = await client.send(new StartSnapshotCommand({ VolumeSize: 1 }));
+    assert.equal(c.Status, 'pending');
+  });
+});

@@ -15,6 +15,8 @@ test('defaults: loopback, free port, no faults, 7-day tokens', () => {
   assert.equal(o.dataDir, '/tmp/x');
   assert.equal(o.credentials, undefined);
   assert.equal(o.tokenTtlSeconds, 7 * 24 * 3600);
+  assert.equal(o.maxPendingSnapshots, 100);
+  assert.equal(serveOptionsFromArgv({ data: 'd', 'max-pending-snapshots': 3 }).maxPendingSnapshots, 3);
   assert.deepEqual(o.faults, { latencyMs: 0, latencyJitterMs: 0, rateLimit: 0, throttleRate: 0, errorRate: 0, corruptRate: 0, missingAfterStartMs: 0 });
 });
 
@@ -42,4 +44,6 @@ test('bad values are one-line errors naming the flag', () => {
   rejects({ data: 'd', 'token-ttl': 0 }, /--token-ttl/);
   rejects({ data: 'd', 'missing-after-start-ms': -3 }, /--missing-after-start-ms/);
   rejects({ data: 'd', 'access-key-id': 'a' }, /together/);
+  rejects({ data: 'd', 'max-pending-snapshots': 0 }, /--max-pending-snapshots/);
+  rejects({ data: 'd', 'max-pending-snapshots': 2.5 }, /--max-pending-snapshots/);
 });
