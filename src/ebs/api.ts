@@ -83,6 +83,8 @@ export interface StartedSnapshot {
   tags?: Tag[];
   startTime?: Date;
   ownerId?: string;
+  /** The KMS key of an encrypted snapshot (a child inherits its parent's): absent when not encrypted. */
+  kmsKeyArn?: string;
 }
 
 export interface EbsApi {

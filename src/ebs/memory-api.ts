@@ -40,6 +40,7 @@ interface MemorySnapshot {
   clientToken?: string;
   paramsKey: string;
   startTime: Date;
+  kmsKeyArn?: string;
 }
 
 export class MemoryEbsApi implements EbsApi {
@@ -72,9 +73,12 @@ export class MemoryEbsApi implements EbsApi {
     this.generation++;
   }
 
-  /** A completed snapshot holding `blocks` (written as given, zeros included). */
-  createCompletedSnapshot(blocks: Map<number, Buffer>, volumeSizeGiB: number, opts: { parentSnapshotId?: string } = {}): string {
-    const snap = this.create({ volumeSizeGiB, parentSnapshotId: opts.parentSnapshotId });
+  /**
+   * A completed snapshot holding `blocks` (written as given, zeros included); encrypted with
+   * `kmsKeyArn` when given (children inherit it, as on the service).
+   */
+  createCompletedSnapshot(blocks: Map<number, Buffer>, volumeSizeGiB: number, opts: { parentSnapshotId?: string; kmsKeyArn?: string } = {}): string {
+    const snap = this.create({ volumeSizeGiB, parentSnapshotId: opts.parentSnapshotId, kmsKeyArn: opts.kmsKeyArn });
     for (const [i, b] of blocks) {
       if (b.length !== BLOCK_SIZE) throw new RangeError(`block ${i} is not ${BLOCK_SIZE} bytes`);
       snap.own.set(i, b);
@@ -223,7 +227,7 @@ export class MemoryEbsApi implements EbsApi {
 
   // ---- internals ----
 
-  private create(input: Pick<StartSnapshotInput, 'volumeSizeGiB' | 'parentSnapshotId' | 'description' | 'tags' | 'clientToken'>, paramsKey = ''): MemorySnapshot {
+  private create(input: Pick<StartSnapshotInput, 'volumeSizeGiB' | 'parentSnapshotId' | 'description' | 'tags' | 'clientToken' | 'kmsKeyArn' | 'encrypted'>, paramsKey = ''): MemorySnapshot {
     const id = `snap-${(this.nextId++).toString(16).padStart(17, '0')}`;
     const snap: MemorySnapshot = {
       id,
@@ -236,6 +240,9 @@ export class MemoryEbsApi implements EbsApi {
       clientToken: input.clientToken,
       paramsKey,
       startTime: new Date(),
+      kmsKeyArn: input.kmsKeyArn
+        ?? (input.parentSnapshotId ? this.snapshots.get(input.parentSnapshotId)?.kmsKeyArn : undefined)
+        ?? (input.encrypted ? 'arn:aws:kms:us-east-1:000000000000:alias/aws/ebs' : undefined),
     };
     this.snapshots.set(id, snap);
     return snap;
@@ -252,6 +259,7 @@ export class MemoryEbsApi implements EbsApi {
       tags: snap.tags,
       startTime: snap.startTime,
       ownerId: '000000000000',
+      kmsKeyArn: snap.kmsKeyArn,
     };
   }
 

@@ -254,6 +254,7 @@ export class SdkEbsApi implements EbsApi {
       tags: out.Tags?.map((t) => ({ key: t.Key ?? '', value: t.Value ?? '' })),
       startTime: out.StartTime,
       ownerId: out.OwnerId ?? undefined,
+      kmsKeyArn: out.KmsKeyArn ?? undefined,
     };
   }
 

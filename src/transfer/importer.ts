@@ -7,9 +7,10 @@
  *   with the image in ascending block order (paged, never held whole): a block the parent lacks
  *   is written unless it is all zeros; a block the parent has is fetched (verified SHA-256) and
  *   written only when its checksum differs from the image block's, so an image block of zeros
- *   over parent data IS written. (The direct APIs cannot tell whether a parent is encrypted; an
- *   encrypted parent may read random data where it has no block, see DESIGN §1 — such parents
- *   are out of scope here.) The parent's VolumeSize must be ≤ the new one.
+ *   over parent data IS written. Over an encrypted parent (StartSnapshot answers the child with
+ *   the parent's KmsKeyArn) every block the parent lacks is written, zeros included: an
+ *   encrypted snapshot may read random data where it has no block (DESIGN §1). The parent's
+ *   VolumeSize must be ≤ the new one.
  * - StartSnapshot gets a ClientToken derived from (real path, size, mtime, ctime, inode, parent,
  *   description, tags), so re-running an interrupted import resumes the same pending snapshot and
  *   re-running a finished one returns the same id without uploading again. Block devices (whose
@@ -208,6 +209,8 @@ export async function importImage(opts: ImportOptions): Promise<ImportResult> {
         : { ...ctxBase, op: 'write' });
     }
     const snapshotId = started.snapshotId;
+    // The child of an encrypted parent is encrypted with its key: StartSnapshot says so.
+    const parentEncrypted = parentSnapshotId !== undefined && started.kmsKeyArn !== undefined;
     logger.info({ snapshotId, volumeSizeGiB, parentSnapshotId, status: started.status }, 'import: snapshot started');
     const base = {
       snapshotId, volumeSizeGiB, imageBytes: sizeBytes, blocksScanned: 0, blocksWritten: 0, parentBlocksRead: 0, retries: 0,
@@ -273,7 +276,8 @@ export async function importImage(opts: ImportOptions): Promise<ImportResult> {
             const checksum = blockChecksum(buf);
             let write: boolean;
             if (item.parentToken === undefined) {
-              write = !zero;
+              // Over an encrypted parent a block it lacks may read as random data: write zeros too.
+              write = !zero || parentEncrypted;
             } else {
               let parent;
               try {

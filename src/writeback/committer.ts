@@ -17,8 +17,10 @@
  *   state error is explained, with the way out (`--restart`).
  * - Skipping: on a first attempt only, a block may be skipped when `parentChecksum` knows,
  *   without I/O, that the parent holds exactly that content (an all-zero block where the parent
- *   has none, or equal SHA-256). A resumed attempt writes every dirty block, so its count and
- *   checksum cover whatever an earlier attempt put. Nothing to write → no snapshot (null).
+ *   has none, or equal SHA-256). Not the zero blocks where the parent has none when the child
+ *   turns out encrypted (StartSnapshot answers with a KmsKeyArn: an encrypted snapshot may read
+ *   random data where it has no block). A resumed attempt writes every dirty block, so its count
+ *   and checksum cover whatever an earlier attempt put. Nothing to write → no snapshot (null).
  * - Block data read back from the journal is checked against the SHA-256 recorded when it became
  *   durable: a damaged journal fails the commit instead of uploading wrong bytes.
  * - Failure throws CommitError (a UserError): one line naming the cause and how to resume
@@ -125,8 +127,10 @@ export async function commitJournal(journal: Journal, opts: CommitOptions): Prom
 
   // What to write.
   const dirty = journal.dirtyIndexes();
-  const toWrite: number[] = [];
+  let toWrite: number[] = [];
   let skipped = 0;
+  /** Skipped as zeros where the parent has no block: written after all if the child is encrypted. */
+  const zerosOverAbsent: number[] = [];
   if (!resumed && opts.parentChecksum) {
     for (const index of dirty) {
       const known = await opts.parentChecksum(index);
@@ -134,6 +138,7 @@ export async function commitJournal(journal: Journal, opts: CommitOptions): Prom
       const same = known !== undefined && mine !== undefined && (known === 'absent' ? mine === ZERO_BLOCK_SHA256 : known === mine);
       if (same) skipped++;
       else toWrite.push(index);
+      if (same && known === 'absent') zerosOverAbsent.push(index);
     }
   } else {
     toWrite.push(...dirty);
@@ -207,6 +212,12 @@ export async function commitJournal(journal: Journal, opts: CommitOptions): Prom
       await journal.updateMeta({ childSnapshotId: childId });
       if (started.status === 'completed') return await finish(childId, toWrite.length, true);
       if (started.status === 'error') throw errorStateError(dir, childId);
+      if (started.kmsKeyArn !== undefined && zerosOverAbsent.length > 0) {
+        // An encrypted snapshot may read random data where it has no block (DESIGN §1).
+        toWrite = [...toWrite, ...zerosOverAbsent].sort((a, b) => a - b);
+        skipped -= zerosOverAbsent.length;
+        logger.info({ dir, childSnapshotId: childId, blocks: zerosOverAbsent.length }, 'encrypted parent: writing zero blocks it lacks too');
+      }
 
       stage = 'uploading blocks';
       const child = childId;

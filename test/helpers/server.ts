@@ -271,12 +271,13 @@ export function linearOf(blocks: Map<number, Buffer>): string {
 export async function makeSnapshot(
   client: EBSClient,
   blocks: Map<number, Buffer>,
-  opts: { volumeSize?: number; parent?: string; description?: string; tags?: Tag[]; complete?: boolean } = {},
+  opts: { volumeSize?: number; parent?: string; description?: string; tags?: Tag[]; complete?: boolean; encrypted?: boolean } = {},
 ): Promise<string> {
   const s = await client.send(
     new StartSnapshotCommand({
       VolumeSize: opts.volumeSize ?? 1,
       ParentSnapshotId: opts.parent,
+      Encrypted: opts.encrypted,
       Description: opts.description,
       Tags: opts.tags,
     }),

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { BLOCK_SIZE, GIB } from '../../../src/ebs/constants.js';
 import { isAllZero } from '../../../src/ebs/checksum.js';
 import { runCli } from '../../helpers/cli.js';
-import { ebsClient, getBlock, listAllBlocks, listAllChanged, startServer, type TestServer } from '../../helpers/server.js';
+import { ebsClient, getBlock, listAllBlocks, listAllChanged, makeSnapshot, startServer, type TestServer } from '../../helpers/server.js';
 import { makeExt4Image, makeTree, run, seededBytes } from '../../helpers/images.js';
 import { assertSameImage, exportCli, importCli } from './common.js';
 
@@ -143,6 +143,31 @@ test('an unchanged image imported over its parent writes no block', async () => 
   try {
     assert.deepEqual(await listAllChanged(client, parentId, id), []);
     assert.equal((await listAllBlocks(client, id)).indexes.length, (await listAllBlocks(client, parentId)).indexes.length);
+  } finally {
+    client.destroy();
+  }
+});
+
+test('over an encrypted parent, zero blocks it lacks are written (they could read as random data)', async () => {
+  const client = ebsClient(server.endpoint);
+  try {
+    const data = seededBytes(7, 'encrypted-parent', BLOCK_SIZE);
+    const encryptedParent = await makeSnapshot(client, new Map([[0, data]]), { encrypted: true });
+    // The image: the parent's block 0, then three blocks of zeros the parent does not have.
+    const image = join(work, 'over-encrypted.img');
+    const fh = await open(image, 'w');
+    try {
+      await fh.write(data, 0, BLOCK_SIZE, 0);
+      await fh.truncate(4 * BLOCK_SIZE);
+    } finally {
+      await fh.close();
+    }
+    const child = await importCli(server.endpoint, image, ['--parent', encryptedParent]);
+    assert.deepEqual((await listAllChanged(client, encryptedParent, child)).map((c) => c.BlockIndex), [1, 2, 3]);
+    const listed = await listAllBlocks(client, child);
+    const token2 = listed.blocks.get(2);
+    assert.ok(token2, 'the child lists block 2');
+    assert.ok(isAllZero((await getBlock(client, child, 2, token2)).data));
   } finally {
     client.destroy();
   }

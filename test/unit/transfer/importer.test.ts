@@ -86,6 +86,19 @@ test('with parent: only differing blocks are written, zeros included where the p
   assert.deepEqual(info.tags, [{ key: 'case', value: 'parent' }]);
 });
 
+test('over an encrypted parent, zero blocks the parent lacks are written too', async () => {
+  const api = new MemoryEbsApi();
+  const kmsKeyArn = 'arn:aws:kms:us-east-1:111122223333:key/test';
+  const parent = api.createCompletedSnapshot(new Map([[0, filled(10)], [1, filled(11)], [6, zeros()]]), 1, { kmsKeyArn });
+  const p = path();
+  // 0 same, 1 zeroed, 2 and 3 zeros (parent has none), 4 new, 5 zeros (none), 6 zero over zero.
+  await writeImage(p, 7 * BLOCK_SIZE, new Map([[0, filled(10)], [4, filled(44)]]));
+  const r = await importImage({ api, imagePath: p, parentSnapshotId: parent, ...fast });
+  assert.deepEqual(puts(api, r.snapshotId), [1, 2, 3, 4, 5], 'an encrypted snapshot may read random data where it has no block');
+  assert.equal(api.infoOf(r.snapshotId).status, 'completed');
+  assert.ok(api.blocksOf(r.snapshotId).get(3)!.equals(zeros()));
+});
+
 test('with parent: the parent listing is paged and merged in order', async () => {
   const mem = new MemoryEbsApi();
   const same = filled(5);

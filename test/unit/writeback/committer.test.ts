@@ -34,10 +34,10 @@ interface Setup {
  * Parent blocks 0, 1, 5; the journal zeroes 1 (parent has data), writes 2 (new), rewrites 5,
  * zeroes 7 (parent has none), and rewrites 0 with the parent's exact bytes.
  */
-async function setup(): Promise<Setup> {
+async function setup(opts: { kmsKeyArn?: string } = {}): Promise<Setup> {
   const api = new MemoryEbsApi();
   const parent = new Map([[0, patternBlock(100)], [1, patternBlock(101)], [5, patternBlock(105)]]);
-  const parentId = api.createCompletedSnapshot(parent, 1);
+  const parentId = api.createCompletedSnapshot(parent, 1, { kmsKeyArn: opts.kmsKeyArn });
   const t = await tempDir();
   const dir = join(t.dir, 'j');
   const journal = await Journal.create(dir, { journalId: '6f1c2d3e-aaaa-bbbb-cccc-0123456789ab', parentSnapshotId: parentId, volumeSizeGiB: 1, description: 'fix-up', tags: [{ key: 'case', value: '42' }] });
@@ -162,6 +162,23 @@ describe('commitJournal', () => {
       assert.deepEqual(puts, [1, 2, 5], 'block 0 (same as parent) and 7 (zero, parent none) skipped; 1 (zero over data) written');
       assert.equal(result.blocksSkipped, 2);
       assert.deepEqual(effective(s.api, result.snapshotId!), effectiveOf(s.expected));
+    } finally {
+      await s.done();
+    }
+  });
+
+  test('over an encrypted parent, zeros where the parent has no block are written too', async () => {
+    const s = await setup({ kmsKeyArn: 'arn:aws:kms:us-east-1:111122223333:key/test' });
+    try {
+      const result = await commitJournal(s.journal, s.opts({
+        parentChecksum: (i) => (s.parent.has(i) ? sha256Base64(s.parent.get(i)!) : 'absent'),
+      }));
+      const puts = s.api.calls.filter((c) => c.op === 'putSnapshotBlock').map((c) => c.index).sort((a, b) => a! - b!);
+      assert.deepEqual(puts, [1, 2, 5, 7], 'block 7 (zeros, parent none) written: an encrypted snapshot may read random data there');
+      assert.equal(result.blocksSkipped, 1);
+      assert.equal(result.blocksWritten, 4);
+      assert.equal(s.api.statusOf(result.snapshotId!), 'completed', 'count and LINEAR checksum cover block 7');
+      assert.ok(s.api.blocksOf(result.snapshotId!).get(7)?.every((b) => b === 0));
     } finally {
       await s.done();
     }
