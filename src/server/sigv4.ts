@@ -10,7 +10,8 @@
  *   the AWS SDKs sign (canonical request: method, each path segment URI-escaped once more, sorted
  *   query, the signed headers, payload hash); a mismatch is AccessDeniedException. The payload
  *   hash is `x-amz-content-sha256` when sent (and must then equal the body's real hash unless it
- *   is UNSIGNED-PAYLOAD), else the SHA-256 of the body.
+ *   is UNSIGNED-PAYLOAD), else the SHA-256 of the body. As on AWS, a request dated more than
+ *   15 minutes away from the server's clock is denied ("Signature expired").
  * - No credential, signature or header value is ever logged.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
@@ -58,11 +59,24 @@ export function parseAuthorization(value: string | undefined): ParsedAuth {
  * Checks the request's signature. `bodySha256Hex` is the SHA-256 of the body actually received.
  * Throws AccessDeniedException when it does not verify.
  */
-export function verifyRequest(req: IncomingMessage, bodySha256Hex: string, creds: Credentials | undefined): void {
+export function verifyRequest(
+  req: IncomingMessage,
+  bodySha256Hex: string,
+  creds: Credentials | undefined,
+  now: number = Date.now(),
+): void {
   const auth = parseAuthorization(headerValue(req, 'authorization'));
   const amzDate = headerValue(req, 'x-amz-date') ?? headerValue(req, 'date');
   if (!amzDate) throw denied('The request lacks an x-amz-date header.');
   if (!creds) return;
+  const signedAt = parseRequestDate(amzDate);
+  if (signedAt === undefined) throw denied(`The request date '${amzDate}' is not a valid date.`);
+  if (Math.abs(now - signedAt) > MAX_CLOCK_SKEW_MS) {
+    throw denied(
+      `Signature expired: the request date ${amzDate} is more than 15 minutes away from the server's time `
+      + `${new Date(now).toISOString()} (check the client's clock).`,
+    );
+  }
   if (auth.accessKeyId !== creds.accessKeyId) {
     throw denied('The security token included in the request is invalid (unknown access key id).');
   }
@@ -84,6 +98,16 @@ export function verifyRequest(req: IncomingMessage, bodySha256Hex: string, creds
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     throw denied('The request signature we calculated does not match the signature you provided.');
   }
+}
+
+/** As on AWS: a signed request is accepted within 15 minutes of its date, either way. */
+export const MAX_CLOCK_SKEW_MS = 15 * 60_000;
+
+/** x-amz-date (20261127T033514Z) or an HTTP date, in ms since the epoch; undefined if neither. */
+export function parseRequestDate(value: string): number | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
+  const t = m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : Date.parse(value);
+  return Number.isFinite(t) ? t : undefined;
 }
 
 export function canonicalRequest(req: IncomingMessage, signedHeaders: string[], payloadHash: string): string {

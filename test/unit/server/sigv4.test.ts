@@ -8,7 +8,7 @@ import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { HttpRequest } from '@smithy/protocol-http';
-import { verifyRequest, parseAuthorization } from '../../../src/server/sigv4.js';
+import { verifyRequest, parseAuthorization, parseRequestDate } from '../../../src/server/sigv4.js';
 import { ApiError } from '../../../src/server/wire.js';
 
 function toBuf(d: string | ArrayBuffer | ArrayBufferView): Buffer {
@@ -39,6 +39,7 @@ async function signed(opts: {
   headers?: Record<string, string>;
   body?: Buffer;
   creds?: typeof CREDS;
+  signingDate?: Date;
 }): Promise<{ req: IncomingMessage; bodyHex: string }> {
   const body = opts.body ?? Buffer.alloc(0);
   const bodyHex = createHash('sha256').update(body).digest('hex');
@@ -53,7 +54,7 @@ async function signed(opts: {
     body,
   });
   const signer = new SignatureV4({ credentials: opts.creds ?? CREDS, region: 'us-east-1', service: 'ebs', sha256: Sha256 });
-  const s = (await signer.sign(request)) as HttpRequest;
+  const s = (await signer.sign(request, { signingDate: opts.signingDate })) as HttpRequest;
   const qs = Object.entries(s.query ?? {})
     .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
     .join('&');
@@ -120,4 +121,24 @@ test('parseAuthorization reads the credential scope', () => {
     signedHeaders: ['host', 'x-amz-date'],
     signature: 'a'.repeat(64),
   });
+});
+
+test('a request dated more than 15 minutes away from the server clock is denied, either way', async () => {
+  const now = Date.now();
+  for (const skewMin of [-14, 14]) {
+    const { req, bodyHex } = await signed({ method: 'GET', path: '/snapshots/snap-1/blocks', signingDate: new Date(now + skewMin * 60_000) });
+    verifyRequest(req, bodyHex, CREDS, now);
+  }
+  for (const skewMin of [-16, 16]) {
+    const { req, bodyHex } = await signed({ method: 'GET', path: '/snapshots/snap-1/blocks', signingDate: new Date(now + skewMin * 60_000) });
+    assertDenied(() => verifyRequest(req, bodyHex, CREDS, now), /Signature expired.*clock/);
+    // Without configured keys the server does not check signatures, nor their dates.
+    verifyRequest(req, bodyHex, undefined, now);
+  }
+});
+
+test('parseRequestDate reads x-amz-date and HTTP dates', () => {
+  assert.equal(parseRequestDate('20261127T033514Z'), Date.UTC(2026, 10, 27, 3, 35, 14));
+  assert.equal(parseRequestDate('Fri, 27 Nov 2026 03:35:14 GMT'), Date.UTC(2026, 10, 27, 3, 35, 14));
+  assert.equal(parseRequestDate('yesterday-ish'), undefined);
 });
