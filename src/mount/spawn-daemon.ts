@@ -15,7 +15,7 @@ import { dirname } from 'node:path';
 import { parseReadyLine, type ReadyMessage } from './readiness.js';
 
 /** glibc malloc's mmap threshold in the daemon: between the FUSE read size and the block size. */
-export const DAEMON_MMAP_THRESHOLD = 256 * 1024;
+const DAEMON_MMAP_THRESHOLD = 256 * 1024;
 
 export interface SpawnOptions {
   /** CLI arguments for the child (without node and the script). */

@@ -9,9 +9,10 @@
  *   resets and corrupt bodies are retried with backoff; INVALID_BLOCK_TOKEN re-lists the block's
  *   segment, then retries.
  * - Every body is checked: DataLength and length 524,288 and SHA-256 equal to the response
- *   checksum (hashed inline for a demand read, whose reader waits: ~0.3 ms sooner than a
- *   threadpool hop; in the threadpool for a prefetch, so the event loop keeps serving meanwhile). A mismatch counts `ebs.checksum.mismatch` and is retried as a transient
- *   EbsError('ChecksumMismatch'); unverified bytes are never returned.
+ *   checksum: inline for a demand read (its reader waits; no threadpool hop), in the threadpool
+ *   for a prefetch (the event loop keeps serving meanwhile). A mismatch counts
+ *   `ebs.checksum.mismatch` and is retried as a transient EbsError('ChecksumMismatch');
+ *   unverified bytes are never returned.
  * - A block that still fails rejects with IoError('EIO') for that read only (logged with the
  *   snapshot id and block index, never the token); the store stays usable.
  */
