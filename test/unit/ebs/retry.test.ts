@@ -16,7 +16,7 @@ test('backoff grows exponentially up to the cap, with jitter inside it', () => {
   assert.ok(backoffDelay(2, policy, 'token', () => 1) > 0);
 });
 
-test('READ_RETRY ends well before the 60 s FUSE op timeout; WRITE_RETRY covers the ~2 min "does not exist" window', () => {
+test('READ_RETRY (≤ 50 s) ends well before the 80 s FUSE op timeout; WRITE_RETRY covers the ~2 min "does not exist" window', () => {
   assert.ok(READ_RETRY.budgetMs <= 50_000);
   assert.ok(WRITE_RETRY.budgetMs >= 150_000);
   let total = 0;
