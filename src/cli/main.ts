@@ -6,7 +6,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { UserError } from './user-error.js';
+import { UserError } from '../errors/user-error.js';
 import { commands } from './commands/index.js';
 
 export async function main(argv: string[]): Promise<void> {

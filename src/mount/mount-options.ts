@@ -5,7 +5,7 @@
  * Sizes accept plain bytes or a binary suffix: 512M, 512MiB, 1G, 64k (K/M/G/T, powers of 1024).
  * Tags are `key=value` (repeatable); the key is non-empty, the value may be empty.
  */
-import { UserError } from '../cli/user-error.js';
+import { UserError } from '../errors/user-error.js';
 import type { Tag } from '../ebs/api.js';
 
 export interface MountConfig {

@@ -10,7 +10,7 @@
 import { accessSync, closeSync, constants, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { isValidSnapshotId } from '../ebs/constants.js';
-import { UserError } from '../cli/user-error.js';
+import { UserError } from '../errors/user-error.js';
 import { loadFuseNative } from '../fs/fuse-adapter.js';
 import { findMountIn, readMountinfoSync } from './mountinfo.js';
 

@@ -11,9 +11,9 @@
  *    daemon's to its log file.
  */
 import { resolve } from 'node:path';
-import { UserError } from '../cli/user-error.js';
-import { apiFromArgv, endpointFromArgv, type AwsArgs } from '../cli/aws-options.js';
-import { toUserError } from '../cli/describe-error.js';
+import { UserError } from '../errors/user-error.js';
+import { apiFromArgv, endpointFromArgv, type AwsArgs } from '../ebs/connect.js';
+import { toUserError } from '../errors/describe-error.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { MountDaemon, type ShutdownResult } from './daemon.js';
 import { MOUNT_DEFAULTS, parseLogLevel, parsePositiveInt, parseSize, parseTags, type MountConfig } from './mount-options.js';

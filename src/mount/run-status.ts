@@ -7,7 +7,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { UserError } from '../cli/user-error.js';
+import { UserError } from '../errors/user-error.js';
 import { controlRequest } from './control-client.js';
 import type { MountStatus } from './control-protocol.js';
 import { MountRegistry } from './registry.js';

@@ -11,7 +11,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { UserError } from '../cli/user-error.js';
+import { UserError } from '../errors/user-error.js';
 import { controlRequest, ControlUnreachable } from './control-client.js';
 import { unmountPath } from './kernel-unmount.js';
 import { findMount, isEbsmountEntry } from './mountinfo.js';

@@ -11,7 +11,7 @@
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { BLOCK_SIZE } from '../ebs/constants.js';
-import { UserError } from '../cli/user-error.js';
+import { UserError } from '../errors/user-error.js';
 
 export interface ImageInfo {
   sizeBytes: number;

@@ -3,7 +3,7 @@
  * export stop cleanly (workers drain, partial files removed) and exit 130 with one line.
  */
 import { setMaxListeners } from 'node:events';
-import { UserError } from '../cli/user-error.js';
+import { UserError } from '../errors/user-error.js';
 
 export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ctrl = new AbortController();

@@ -10,7 +10,7 @@ import type { BlockPage, EbsApi } from '../ebs/api.js';
 import { snapshotBlockPages } from '../ebs/paging.js';
 import { RequestLimiter } from '../ebs/limiter.js';
 import { READ_RETRY, type RetryPolicy } from '../ebs/retry.js';
-import type { UserError } from '../cli/user-error.js';
+import type { UserError } from '../errors/user-error.js';
 import { FIRST_CALL_RETRY } from './policies.js';
 
 export interface TransferListingOptions {

@@ -32,8 +32,8 @@ import { LinearChecksum, sha256Base64Async } from '../ebs/checksum.js';
 import { BLOCK_SIZE, MIN_LIST_RESULTS, ZERO_BLOCK_SHA256 } from '../ebs/constants.js';
 import { EbsError, Reason, retryKind } from '../ebs/errors.js';
 import { WRITE_RETRY, withRetry, type RetryPolicy } from '../ebs/retry.js';
-import { describeEbsError } from '../cli/describe-error.js';
-import { UserError } from '../cli/user-error.js';
+import { describeEbsError } from '../errors/describe-error.js';
+import { UserError } from '../errors/user-error.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { Journal } from './journal.js';
 

@@ -9,7 +9,7 @@
 import { open, readFile, rm } from 'node:fs/promises';
 import { processIsAlive } from '../util/process.js';
 import { join } from 'node:path';
-import { UserError } from '../cli/user-error.js';
+import { UserError } from '../errors/user-error.js';
 import { LOCK_FILE } from './paths.js';
 
 export class JournalBusyError extends UserError {

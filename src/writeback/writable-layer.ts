@@ -27,7 +27,7 @@ import { resolveEndpoint } from '../ebs/client-options.js';
 import { IoError } from '../fs/io-error.js';
 import type { BlockReader, BlockWriter } from '../store/block-store.js';
 import type { OpenedVolume } from '../store/open-volume.js';
-import { UserError } from '../cli/user-error.js';
+import { UserError } from '../errors/user-error.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { RetryPolicy } from '../ebs/retry.js';
 import { CommitError, commitJournal, resumeHint, type ParentChecksum } from './committer.js';

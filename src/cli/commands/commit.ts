@@ -21,7 +21,7 @@ import { ProgressBar } from '../../util/progress.js';
 import { commitJournal, DEFAULT_UPLOAD_CONCURRENCY } from '../../writeback/committer.js';
 import { Journal, JournalError } from '../../writeback/journal.js';
 import { apiFromArgv, withAwsOptions, type AwsArgs } from '../aws-options.js';
-import { UserError } from '../user-error.js';
+import { UserError } from '../../errors/user-error.js';
 
 interface CommitArgv extends AwsArgs {
   journal?: string;

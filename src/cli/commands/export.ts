@@ -14,7 +14,7 @@ import { withInterrupt } from '../../transfer/interrupt.js';
 import { createLogger } from '../../util/log.js';
 import { ProgressBar } from '../../util/progress.js';
 import { apiFromArgv, endpointFromArgv, withAwsOptions, type AwsArgs } from '../aws-options.js';
-import { UserError } from '../user-error.js';
+import { UserError } from '../../errors/user-error.js';
 import { LOG_LEVELS } from './import.js';
 
 export interface ExportArgv extends AwsArgs {

@@ -13,7 +13,7 @@ import { importImage, DEFAULT_CONCURRENCY } from '../../transfer/importer.js';
 import { createLogger } from '../../util/log.js';
 import { ProgressBar } from '../../util/progress.js';
 import { apiFromArgv, endpointFromArgv, withAwsOptions, type AwsArgs } from '../aws-options.js';
-import { UserError } from '../user-error.js';
+import { UserError } from '../../errors/user-error.js';
 import { withInterrupt } from '../../transfer/interrupt.js';
 
 export interface ImportArgv extends AwsArgs {

@@ -12,7 +12,7 @@
  */
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { UserError } from '../user-error.js';
+import { UserError } from '../../errors/user-error.js';
 import { createLogger } from '../../util/log.js';
 import type { EbsServerOptions } from '../../server/http-server.js';
 import { DEFAULT_BLOCK_TOKEN_TTL_S } from '../../server/tokens.js';
