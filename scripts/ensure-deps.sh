@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what ebsmount's tests and demo need is here: npm packages, a build, and Debian's
-# libfuse2, fuse (fusermount), mkfs tools, gdisk/fdisk and util-linux's losetup; with
+# libfuse2, fusermount, mkfs tools (ext4, xfs, btrfs, vfat, exfat, ntfs), gdisk/fdisk, util-linux's
+# losetup, ntfs-3g (browse mounts NTFS with it) and The Sleuth Kit (tests read partition files with it); with
 # EBSMOUNT_NEED_FIO=1 also fio (bench), with EBSMOUNT_NEED_AWSCLI=1 also awscli (tests).
 # Installs them with apt-get when running as root; otherwise stops naming what is missing.
 # Usage: ensure-deps.sh [--no-build]
@@ -10,13 +11,19 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
 have_lib 'libfuse.so.2'         || need_pkgs+=(libfuse2)
-command -v fusermount >/dev/null || need_pkgs+=(fuse)
+# fusermount: from fuse3, not fuse: ntfs-3g depends on fuse3, which replaces (Breaks) fuse and
+# ships the fusermount that fuse-native calls; libfuse2 (the library) stays alongside.
+command -v fusermount >/dev/null || need_pkgs+=(fuse3)
 command -v mkfs.ext4 >/dev/null  || need_pkgs+=(e2fsprogs)
 command -v mkfs.xfs >/dev/null   || need_pkgs+=(xfsprogs)
 command -v mkfs.btrfs >/dev/null || need_pkgs+=(btrfs-progs)
 command -v sgdisk >/dev/null     || need_pkgs+=(gdisk)
 command -v sfdisk >/dev/null     || need_pkgs+=(fdisk)
 command -v losetup >/dev/null    || need_pkgs+=(mount)
+command -v ntfs-3g >/dev/null    || need_pkgs+=(ntfs-3g)
+command -v mkfs.vfat >/dev/null  || need_pkgs+=(dosfstools)
+command -v mkfs.exfat >/dev/null || need_pkgs+=(exfatprogs)
+command -v fls >/dev/null        || need_pkgs+=(sleuthkit)
 if [ "${EBSMOUNT_NEED_FIO:-0}" = 1 ]; then command -v fio >/dev/null || need_pkgs+=(fio); fi
 # The tests also drive the local server with the AWS CLI, unmodified.
 if [ "${EBSMOUNT_NEED_AWSCLI:-0}" = 1 ]; then command -v aws >/dev/null || need_pkgs+=(awscli); fi
