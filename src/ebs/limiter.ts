@@ -8,7 +8,12 @@
  * - 'demand' work always starts before queued 'background' work; background work never holds
  *   more than `backgroundCap` slots (default: all), so a prefetch storm leaves slots for reads.
  * - FIFO within a priority. `run` resolves/rejects with fn's result; a throwing fn frees its slot.
+ * - `signal` (an operation's deadline): while the job is still queued, its abort removes the job
+ *   (fn is never called) and `run` rejects with the signal's reason; once started, the job runs
+ *   to its end (its result may still fill a cache).
  */
+import { abortReason } from '../util/abort.js';
+
 export type Priority = 'demand' | 'background';
 
 export interface LimiterOptions {
@@ -60,10 +65,19 @@ export class RequestLimiter {
     return this.demand.length + this.background.length;
   }
 
-  run<T>(fn: () => Promise<T>, priority: Priority = 'demand'): Promise<T> {
+  run<T>(fn: () => Promise<T>, priority: Priority = 'demand', signal?: AbortSignal): Promise<T> {
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<T>((resolve, reject) => {
+      const queue = priority === 'demand' ? this.demand : this.background;
+      const onAbort = () => {
+        const at = queue.indexOf(job);
+        if (at < 0) return;
+        queue.splice(at, 1);
+        reject(abortReason(signal!));
+      };
       const job: Job = {
         start: () => {
+          signal?.removeEventListener('abort', onAbort);
           this.running++;
           if (priority === 'background') this.backgroundRunning++;
           let p: Promise<T>;
@@ -89,7 +103,8 @@ export class RequestLimiter {
           );
         },
       };
-      (priority === 'demand' ? this.demand : this.background).push(job);
+      queue.push(job);
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.pump();
     });
   }

@@ -11,6 +11,9 @@
  *   to the current size succeeds and any other size is EINVAL (a disk image does not resize).
  * - read → VolumeFile.read, write → VolumeFile.write, flush/fsync → VolumeFile.flush (the
  *   journal is durable before the kernel hears back).
+ * - Deadlines: read, write, flush and fsync are answered within `deadlineMs` (default 60 s,
+ *   src/fs/op-deadline.ts), EIO when the VolumeFile has not finished by then; the op's buffer is
+ *   never touched after its answer.
  * - Errors: IoError codes map to the Fuse errno constants; anything else is EIO and logged.
  *   No callback ever throws, and each is answered exactly once.
  * - `openHandles` and `inFlight` let the daemon see whether the kernel still uses the file.
@@ -27,6 +30,7 @@ import { BLOCK_SIZE } from '../ebs/constants.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { isIoError, type IoErrorCode } from './io-error.js';
 import { appendFuseOptions, extraFuseOptions, nativeFuseOptions, type FuseMountSettings } from './fuse-options.js';
+import { DeadlineError, opDeadlineMs, runWithDeadline } from './op-deadline.js';
 import type { VolumeFile } from './volume-file.js';
 
 type FuseClass = typeof FuseNative;
@@ -96,6 +100,8 @@ export interface FuseAdapterOptions {
   logger?: Logger;
   /** Times shown for the directory and the file. */
   time?: Date;
+  /** Data ops are answered within this (default: opDeadlineMs()). */
+  deadlineMs?: number;
 }
 
 export class FuseAdapter {
@@ -107,8 +113,10 @@ export class FuseAdapter {
   private readonly opts: FuseAdapterOptions;
   private readonly logger: Logger;
   private readonly time: Date;
+  private readonly deadlineMs: number;
 
   constructor(opts: FuseAdapterOptions) {
+    this.deadlineMs = opts.deadlineMs ?? opDeadlineMs();
     this.opts = opts;
     this.logger = opts.logger ?? silentLogger;
     this.fileName = `${opts.snapshotId}.img`;
@@ -160,19 +168,15 @@ export class FuseAdapter {
           if (typeof cb === 'function') (cb as (e: number) => void)(ERRNO.EIO);
         }
       };
-    const track = <T>(p: Promise<T>, onOk: (v: T) => void, onErr: (e: number) => void, op: string): void => {
+    const track = <T>(work: (signal: AbortSignal) => Promise<T>, onOk: (v: T) => void, onErr: (e: number) => void, op: string): void => {
       this.inFlight++;
-      p.then(
-        (v) => {
-          this.inFlight--;
-          onOk(v);
-        },
-        (err: unknown) => {
-          this.inFlight--;
-          if (!isIoError(err) || err.code === 'EIO') this.logger.warn({ op, err: errMessage(err) }, 'fuse op failed');
-          onErr(errnoOf(err));
-        },
-      );
+      void runWithDeadline(this.deadlineMs, work, (outcome) => {
+        if (outcome.ok) return onOk(outcome.value);
+        const err = outcome.err;
+        if (err instanceof DeadlineError) this.logger.warn({ op, deadlineMs: this.deadlineMs }, 'fuse op not finished by its deadline: answered EIO');
+        else if (!isIoError(err) || err.code === 'EIO') this.logger.warn({ op, err: errMessage(err) }, 'fuse op failed');
+        onErr(errnoOf(err));
+      }).finally(() => this.inFlight--);
     };
 
     return {
@@ -210,12 +214,12 @@ export class FuseAdapter {
       }),
       read: guard('read', (path, _fd, buf, len, pos, cb) => {
         if (!isFile(path)) return cb(ERRNO.EBADF);
-        track(file.read(buf, len, pos), (n) => cb(n), (e) => cb(e), 'read');
+        track((signal) => file.read(buf, len, pos, { signal }), (n) => cb(n), (e) => cb(e), 'read');
       }),
       write: guard('write', (path, _fd, buf, len, pos, cb) => {
         if (!isFile(path)) return cb(ERRNO.EBADF);
         if (!file.writable) return cb(ERRNO.EROFS);
-        track(file.write(buf, len, pos), (n) => cb(n), (e) => cb(e), 'write');
+        track((signal) => file.write(buf, len, pos, { signal }), (n) => cb(n), (e) => cb(e), 'write');
       }),
       truncate: guard('truncate', (path, size, cb) => cb(this.truncateErrno(path, size))),
       ftruncate: guard('ftruncate', (path, _fd, size, cb) => cb(this.truncateErrno(path, size))),
@@ -234,17 +238,11 @@ export class FuseAdapter {
   private syncOp(path: string, cb: (err: number) => void, op: string): void {
     if (!this.isFilePath(path) || !this.writable) return cb(0);
     this.inFlight++;
-    this.opts.file.flush().then(
-      () => {
-        this.inFlight--;
-        cb(0);
-      },
-      (err: unknown) => {
-        this.inFlight--;
-        this.logger.error({ op, err: errMessage(err) }, 'flush failed');
-        cb(errnoOf(err));
-      },
-    );
+    void runWithDeadline(this.deadlineMs, (signal) => this.opts.file.flush({ signal }), (outcome) => {
+      if (outcome.ok) return cb(0);
+      this.logger.error({ op, err: errMessage(outcome.err) }, 'flush failed');
+      cb(errnoOf(outcome.err));
+    }).finally(() => this.inFlight--);
   }
 
   private isFilePath(path: string): boolean {

@@ -14,7 +14,13 @@
  *   writer.writeBlockRange (the writer does read-modify-write and locking); a write starting at
  *   or after the end is IoError ENOSPC, one straddling the end is short. Reads of a writable
  *   volume come from the one `reader`, which the writer side builds to overlay dirty blocks.
- * - Hot path: no allocation of block buffers, one Buffer.copy per touched block into `buf`.
+ * - Deadlines (`opts.signal`, src/fs/op-deadline.ts): once the signal aborts, the op has been
+ *   answered and its kernel buffer may be freed: read() copies into `buf` only while the signal
+ *   has not aborted (each copy checks it synchronously, right before copying); write() copies
+ *   the caller's bytes into its own buffer before anything is awaited, and the signal stops the
+ *   write before it reaches the journal. The signal reaches every layer below.
+ * - Hot path: no allocation of block buffers, one Buffer.copy per touched block into `buf`; a
+ *   write copies its bytes once.
  */
 import { BLOCK_SIZE } from '../ebs/constants.js';
 import type { BlockReader, BlockWriter, ReadObserver } from '../store/block-store.js';
@@ -32,6 +38,15 @@ export interface VolumeFileOptions {
   stats: Stats;
   /** Blocks the volume has allocated (known so far), for st_blocks. */
   allocatedBlocks: () => number;
+}
+
+/** `signal`: the operation's deadline; once it aborts, the op has been answered (src/fs/op-deadline.ts). */
+export interface OpOptions {
+  signal?: AbortSignal;
+}
+
+function throwIfAnswered(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new IoError('EIO', "the read's deadline passed", { cause: signal.reason });
 }
 
 export class VolumeFile {
@@ -53,7 +68,8 @@ export class VolumeFile {
     this.allocated = opts.allocatedBlocks;
   }
 
-  async read(buf: Buffer, length: number, position: number): Promise<number> {
+  async read(buf: Buffer, length: number, position: number, opts: OpOptions = {}): Promise<number> {
+    const signal = opts.signal;
     if (!Number.isInteger(position) || position < 0) throw new IoError('EINVAL', `invalid read offset ${position}`);
     const n = readableLength(position, Math.min(length, buf.length), this.sizeBytes);
     if (n === 0) return 0;
@@ -61,15 +77,17 @@ export class VolumeFile {
     const last = blockIndexOf(position + n - 1);
     this.observer?.onRead(first, last);
     if (first === last) {
-      const block = await this.reader.readBlock(first);
+      const block = await this.reader.readBlock(first, { signal });
       const offsetInBlock = position - first * BLOCK_SIZE;
+      throwIfAnswered(signal);
       if (block === null) buf.fill(0, 0, n);
       else block.copy(buf, 0, offsetInBlock, offsetInBlock + n);
     } else {
       // allSettled: never touch `buf` after answering (the kernel's buffer may be gone by then).
       const results = await Promise.allSettled(
         blockPieces(position, n).map((piece) =>
-          this.reader.readBlock(piece.index).then((block) => {
+          this.reader.readBlock(piece.index, { signal }).then((block) => {
+            throwIfAnswered(signal);
             if (block === null) buf.fill(0, piece.bufferOffset, piece.bufferOffset + piece.length);
             else block.copy(buf, piece.bufferOffset, piece.offsetInBlock, piece.offsetInBlock + piece.length);
           }),
@@ -81,7 +99,7 @@ export class VolumeFile {
     return n;
   }
 
-  async write(buf: Buffer, length: number, position: number): Promise<number> {
+  async write(buf: Buffer, length: number, position: number, opts: OpOptions = {}): Promise<number> {
     if (!this.writer) throw new IoError('EROFS', 'the volume is mounted read-only');
     if (!Number.isInteger(position) || position < 0) throw new IoError('EINVAL', `invalid write offset ${position}`);
     const wanted = Math.min(length, buf.length);
@@ -91,12 +109,16 @@ export class VolumeFile {
     }
     const n = readableLength(position, wanted, this.sizeBytes);
     const writer = this.writer;
+    // Ours before anything is awaited: the kernel's buffer may be freed once the op is answered.
+    const data = Buffer.allocUnsafeSlow(n);
+    buf.copy(data, 0, 0, n);
     const results = await Promise.allSettled(
       blockPieces(position, n).map((piece) =>
         writer.writeBlockRange(
           piece.index,
           piece.offsetInBlock,
-          buf.subarray(piece.bufferOffset, piece.bufferOffset + piece.length),
+          data.subarray(piece.bufferOffset, piece.bufferOffset + piece.length),
+          { signal: opts.signal },
         ),
       ),
     );
@@ -105,8 +127,8 @@ export class VolumeFile {
     return n;
   }
 
-  async flush(): Promise<void> {
-    await this.writer?.flush();
+  async flush(opts: OpOptions = {}): Promise<void> {
+    await this.writer?.flush({ signal: opts.signal });
   }
 
   allocatedBlocks(): number {

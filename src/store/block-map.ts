@@ -27,6 +27,7 @@ import { BLOCKS_PER_GIB, MAX_LIST_RESULTS } from '../ebs/constants.js';
 import { Reason, retryKind, EbsError, type RetryKind } from '../ebs/errors.js';
 import type { RequestLimiter, Priority } from '../ebs/limiter.js';
 import { withRetry, READ_RETRY, type RetryPolicy } from '../ebs/retry.js';
+import { raceSignal } from '../util/abort.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { StatKey, type Stats } from '../util/stats.js';
 
@@ -194,12 +195,15 @@ export class BlockMap {
     return this.peek(index) === null;
   }
 
-  /** The block's token, or null when the snapshot lacks the block (it reads as zeros). */
-  async lookup(index: number): Promise<string | null> {
+  /**
+   * The block's token, or null when the snapshot lacks the block (it reads as zeros). `signal`
+   * (the caller's deadline) ends the wait for a listing; the listing itself goes on (shared).
+   */
+  async lookup(index: number, signal?: AbortSignal): Promise<string | null> {
     if (!(index >= 0 && index < this.totalBlocks)) throw new RangeError(`block index ${index} outside the volume`);
     const known = this.peek(index);
     if (known !== undefined) return known;
-    const segment = await this.loadSegment(Math.floor(index / this.segmentBlocks));
+    const segment = await raceSignal(this.loadSegment(Math.floor(index / this.segmentBlocks)), signal);
     return segment?.tokens.get(index) ?? null;
   }
 

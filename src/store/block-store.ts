@@ -8,6 +8,10 @@
  * - BlockWriter.writeBlockRange writes `data` at `offsetInBlock` of block `index` (the writer does
  *   read-modify-write and per-block locking). `data` is only valid until the returned promise
  *   settles: a writer that keeps it must copy it.
+ * - `signal` (ReadBlockOptions, WriteBlockOptions): the operation's deadline (src/fs/op-deadline.ts).
+ *   Once it aborts, the call rejects promptly (waits in queues, locks, listings and retries end)
+ *   and a write that has not reached the journal yet is not applied; shared work (a fetch other
+ *   readers wait for too) goes on. Without a signal nothing is abandoned.
  * - ReadObserver is told which blocks a read touches, before the read awaits them (read-ahead).
  */
 import type { Priority } from '../ebs/limiter.js';
@@ -16,6 +20,11 @@ export type { Priority };
 
 export interface ReadBlockOptions {
   priority?: Priority;
+  signal?: AbortSignal;
+}
+
+export interface WriteBlockOptions {
+  signal?: AbortSignal;
 }
 
 export interface BlockReader {
@@ -24,9 +33,9 @@ export interface BlockReader {
 }
 
 export interface BlockWriter {
-  writeBlockRange(index: number, offsetInBlock: number, data: Buffer): Promise<void>;
-  /** make all writes durable */
-  flush(): Promise<void>;
+  writeBlockRange(index: number, offsetInBlock: number, data: Buffer, opts?: WriteBlockOptions): Promise<void>;
+  /** make all writes durable (`signal` ends waits on the parent's blocks, not the journal's fsync) */
+  flush(opts?: WriteBlockOptions): Promise<void>;
 }
 
 export interface ReadObserver {

@@ -11,6 +11,10 @@
  *   the cache) free for them, so cached plus in-flight blocks stay within `cacheSizeBytes` and the
  *   daemon's RSS within cache + overhead.
  * - Single flight: concurrent reads of one block share one request, whether demand or prefetch.
+ * - Deadlines: a read's `signal` ends its own wait (IoError-free: it rejects with the signal's
+ *   reason; the layer above answers). The shared fetch is abandoned (its queued request dropped,
+ *   its retries stopped) only once every reader waiting for it has aborted; a prefetch never is.
+ *   A fetch already sent still fills the cache.
  * - `prefetch(index)` queues a background fetch that fills the cache: a no-op when the block is
  *   cached, in flight, queued or known zero; refused ('full') when `prefetchBudgetBlocks` fetches
  *   are already outstanding. At most `backgroundConcurrency` prefetches run at once (below the
@@ -23,6 +27,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { BLOCK_SIZE } from '../ebs/constants.js';
+import { raceSignal, WaiterSignal } from '../util/abort.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { StatKey, type Stats } from '../util/stats.js';
 import type { BlockReader, ReadBlockOptions } from './block-store.js';
@@ -52,6 +57,8 @@ export interface CacheStoreOptions {
 
 interface InFlight {
   promise: Promise<Buffer | null>;
+  /** Aborts when every reader waiting for this fetch has given up. */
+  waiters: WaiterSignal;
   prefetch: boolean;
   /** A demand read already joined this prefetch (and counted its prefetch.hit). */
   claimed: boolean;
@@ -145,11 +152,12 @@ export class CacheStore implements BlockReader {
         running.claimed = true;
         this.stats.inc(StatKey.prefetchHit);
       }
-      return running.promise;
+      running.waiters.join(opts.signal);
+      return raceSignal(running.promise, opts.signal);
     }
     // A demand read takes over a prefetch that has not started yet.
     this.queued.delete(index);
-    return this.fetch(index, opts.priority ?? 'demand', false);
+    return raceSignal(this.fetch(index, opts.priority ?? 'demand', false, opts.signal), opts.signal);
   }
 
   prefetch(index: number): PrefetchResult {
@@ -186,11 +194,15 @@ export class CacheStore implements BlockReader {
     }
   }
 
-  private fetch(index: number, priority: 'demand' | 'background', prefetch: boolean): Promise<Buffer | null> {
-    const entry: InFlight = { promise: undefined as unknown as Promise<Buffer | null>, prefetch, claimed: false };
-    entry.promise = this.source.readBlock(index, { priority }).then(
+  private fetch(index: number, priority: 'demand' | 'background', prefetch: boolean, signal?: AbortSignal): Promise<Buffer | null> {
+    const waiters = new WaiterSignal();
+    const entry: InFlight = { promise: undefined as unknown as Promise<Buffer | null>, waiters, prefetch, claimed: false };
+    waiters.join(prefetch ? undefined : signal);
+    // Abandoned by every reader: later reads start afresh instead of joining it.
+    waiters.signal.addEventListener('abort', () => this.forget(index, entry), { once: true });
+    entry.promise = this.source.readBlock(index, { priority, signal: waiters.signal }).then(
       (buf) => {
-        this.inFlight.delete(index);
+        this.forget(index, entry);
         if (buf !== null && this.lru && !this.closed) {
           this.lru.set(index, buf);
           if (prefetch && !entry.claimed && this.lru.has(index)) this.prefetchedUnread.add(index);
@@ -198,11 +210,15 @@ export class CacheStore implements BlockReader {
         return buf;
       },
       (err: unknown) => {
-        this.inFlight.delete(index);
+        this.forget(index, entry);
         throw err;
       },
     );
     this.inFlight.set(index, entry);
     return entry.promise;
+  }
+
+  private forget(index: number, entry: InFlight): void {
+    if (this.inFlight.get(index) === entry) this.inFlight.delete(index);
   }
 }

@@ -13,6 +13,9 @@
  *   for a prefetch (the event loop keeps serving meanwhile). A mismatch counts
  *   `ebs.checksum.mismatch` and is retried as a transient EbsError('ChecksumMismatch');
  *   unverified bytes are never returned.
+ * - `opts.signal` (the operation's deadline) ends the wait in the limiter's queue, the block-map
+ *   listing and the retry backoff: the read rejects with IoError('EIO'); a request already sent
+ *   runs on (HTTP requests carry only the volume's signal).
  * - A block that still fails rejects with IoError('EIO') for that read only (logged with the
  *   snapshot id and block index, never the token); the store stays usable.
  */
@@ -23,6 +26,7 @@ import { EbsError, retryKind } from '../ebs/errors.js';
 import type { RequestLimiter } from '../ebs/limiter.js';
 import { READ_RETRY, withRetry, type RetryPolicy } from '../ebs/retry.js';
 import { IoError } from '../fs/io-error.js';
+import { linkSignals } from '../util/abort.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { StatKey, type Stats } from '../util/stats.js';
 import type { BlockMap } from './block-map.js';
@@ -62,11 +66,14 @@ export class SnapshotStore implements BlockReader {
     const priority = opts.priority ?? 'demand';
     const policy = this.opts.retryPolicy ?? READ_RETRY;
     const startedAt = Date.now();
+    const opSignal = opts.signal;
+    const linked = linkSignals(this.opts.signal, opSignal);
+    const signal = linked.signal;
     let token: string | null = null;
     // A listing has its own retries (in the block map): its failure ends the read.
     let listingFailed = false;
     try {
-      token = await blockMap.lookup(index);
+      token = await blockMap.lookup(index, opSignal);
       if (token === null) {
         stats.inc(StatKey.blocksZero);
         return null;
@@ -75,14 +82,14 @@ export class SnapshotStore implements BlockReader {
         async () => {
           if (token === null) {
             try {
-              token = await blockMap.lookup(index);
+              token = await blockMap.lookup(index, opSignal);
             } catch (err) {
               listingFailed = true;
               throw err;
             }
             if (token === null) return null;
           }
-          return this.fetchVerified(index, token, priority);
+          return this.fetchVerified(index, token, priority, opSignal);
         },
         {
           // One budget for the whole read, listing included, so it ends before the FUSE timeout.
@@ -98,7 +105,7 @@ export class SnapshotStore implements BlockReader {
               token = null;
             }
           },
-          signal: this.opts.signal,
+          signal,
           sleep: this.opts.sleep,
         },
       );
@@ -108,6 +115,7 @@ export class SnapshotStore implements BlockReader {
     } catch (err) {
       const e = err instanceof EbsError ? err : undefined;
       if (this.opts.signal?.aborted) throw new IoError('EIO', `volume ${this.snapshotId} is closed`, { cause: err });
+      if (opSignal?.aborted) throw new IoError('EIO', `block ${index} of ${this.snapshotId}: the operation's deadline passed`, { cause: err });
       stats.inc(StatKey.ebsErrors);
       this.logger.warn(
         { snapshotId: this.snapshotId, block: index, errorType: e?.type ?? (err as Error)?.name, reason: e?.reason, status: e?.status },
@@ -116,15 +124,17 @@ export class SnapshotStore implements BlockReader {
       throw new IoError('EIO', `cannot read block ${index} of ${this.snapshotId}: ${e?.type ?? (err as Error)?.name ?? 'error'}`, {
         cause: err,
       });
+    } finally {
+      linked.dispose();
     }
   }
 
-  private async fetchVerified(index: number, token: string, priority: 'demand' | 'background'): Promise<Buffer> {
+  private async fetchVerified(index: number, token: string, priority: 'demand' | 'background', opSignal?: AbortSignal): Promise<Buffer> {
     const { api, limiter, stats, signal } = this.opts;
     const res = await limiter.run(() => {
       stats.inc(StatKey.ebsGetRequests);
       return api.getSnapshotBlock(this.snapshotId, index, token, { signal });
-    }, priority);
+    }, priority, opSignal);
     const data = res.data;
     if (
       res.dataLength !== BLOCK_SIZE ||

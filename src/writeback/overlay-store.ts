@@ -25,6 +25,10 @@
  * - flush(): completes every block assembling when it is called (their parent reads run
  *   concurrently), then journal.flush() (durable before it resolves). Every write that completed
  *   before flush() was called is durable when it resolves.
+ * - Deadlines: `signal` (ReadBlockOptions / WriteBlockOptions) ends waits for the block's lock
+ *   and the parent's block; a write whose signal has aborted before it reached the journal is not
+ *   applied (its caller was answered with an error), checked again right before the journal
+ *   write, which then runs to its end.
  * - Errors reach VolumeFile as IoError: ENOSPC for a full disk, EIO otherwise (a parent block
  *   that cannot be read included).
  * - Memory: at most `cacheBlocks` dirty blocks (default 16 = 8 MiB) kept for fast read-modify-
@@ -36,7 +40,8 @@ import { LRUCache } from 'lru-cache';
 import { isAllZero, sha256Base64 } from '../ebs/checksum.js';
 import { BLOCK_SIZE } from '../ebs/constants.js';
 import { IoError } from '../fs/io-error.js';
-import type { BlockReader, BlockWriter, ReadBlockOptions } from '../store/block-store.js';
+import type { BlockReader, BlockWriter, ReadBlockOptions, WriteBlockOptions } from '../store/block-store.js';
+import { raceSignal } from '../util/abort.js';
 import type { Logger } from '../util/log.js';
 import { Stats } from '../util/stats.js';
 import type { Journal } from './journal.js';
@@ -71,17 +76,24 @@ export class KeyedMutex {
     return this.tails.has(key);
   }
 
-  async lock(key: number): Promise<() => void> {
+  /** Resolves with the release function once the key is ours; `signal` gives up waiting (its turn is then passed on). */
+  async lock(key: number, signal?: AbortSignal): Promise<() => void> {
     const prev = this.tails.get(key) ?? Promise.resolve();
     let release!: () => void;
     const mine = new Promise<void>((r) => (release = r));
     const tail = prev.then(() => mine);
     this.tails.set(key, tail);
-    await prev;
-    return () => {
+    const unlock = () => {
       release();
       if (this.tails.get(key) === tail) this.tails.delete(key);
     };
+    try {
+      await raceSignal(prev, signal);
+    } catch (err) {
+      void prev.then(unlock);
+      throw err;
+    }
+    return unlock;
   }
 }
 
@@ -131,9 +143,11 @@ export class OverlayStore implements BlockReader, BlockWriter {
   }
 
   private async readDirty(index: number, opts?: ReadBlockOptions): Promise<Buffer | null> {
-    const release = await this.locks.lock(index);
+    const release = await this.locks.lock(index, opts?.signal).catch((err: unknown) => {
+      throw toIoError(err, `reading written block ${index}`);
+    });
     try {
-      if (this.assembling.has(index)) await this.complete(index);
+      if (this.assembling.has(index)) await this.complete(index, opts?.signal);
       if (!this.journal.has(index)) return await this.lower.readBlock(index, opts);
       this.stats.inc(WritebackStat.dirtyReads);
       if (this.journal.isZero(index)) return null;
@@ -148,7 +162,7 @@ export class OverlayStore implements BlockReader, BlockWriter {
     }
   }
 
-  writeBlockRange(index: number, offsetInBlock: number, data: Buffer): Promise<void> {
+  writeBlockRange(index: number, offsetInBlock: number, data: Buffer, opts: WriteBlockOptions = {}): Promise<void> {
     if (!(offsetInBlock >= 0 && data.length > 0 && offsetInBlock + data.length <= BLOCK_SIZE)) {
       return Promise.reject(new IoError('EINVAL', `write of ${data.length} bytes at ${offsetInBlock} does not fit block ${index}`));
     }
@@ -158,14 +172,18 @@ export class OverlayStore implements BlockReader, BlockWriter {
     // queued synchronously, so a read issued after this write waits for it.
     if (!whole && offsetInBlock === 0 && this.assembleBlocks > 0 && this.assembling.size >= this.assembleBlocks
       && !this.assembling.has(index)) {
-      return this.makeRoom(index).then(() => this.writeLocked(index, offsetInBlock, data, whole));
+      return this.makeRoom(index, opts.signal).then(() => this.writeLocked(index, offsetInBlock, data, whole, opts.signal));
     }
-    return this.writeLocked(index, offsetInBlock, data, whole);
+    return this.writeLocked(index, offsetInBlock, data, whole, opts.signal);
   }
 
-  private async writeLocked(index: number, offsetInBlock: number, data: Buffer, whole: boolean): Promise<void> {
-    const release = await this.locks.lock(index);
+  private async writeLocked(index: number, offsetInBlock: number, data: Buffer, whole: boolean, signal?: AbortSignal): Promise<void> {
+    const release = await this.locks.lock(index, signal).catch((err: unknown) => {
+      throw toIoError(err, `writing block ${index}`);
+    });
     try {
+      // Past its deadline (answered already): this write must not take effect.
+      throwIfAborted(signal);
       const asm = this.assembling.get(index);
       let block: Buffer;
       let changed: { offset: number; length: number } | undefined = { offset: offsetInBlock, length: data.length };
@@ -187,7 +205,8 @@ export class OverlayStore implements BlockReader, BlockWriter {
         done.hash = undefined;
         this.stats.inc(WritebackStat.assembledBlocks);
       } else {
-        block = await this.currentCopy(index);
+        block = await this.currentCopy(index, signal);
+        throwIfAborted(signal);
         data.copy(block, offsetInBlock);
       }
       await this.journal.writeBlock(index, block, changed, sha);
@@ -225,7 +244,7 @@ export class OverlayStore implements BlockReader, BlockWriter {
   }
 
   /** Completes the oldest assembling blocks until a new one fits. */
-  private async makeRoom(except: number): Promise<void> {
+  private async makeRoom(except: number, signal?: AbortSignal): Promise<void> {
     while (this.assembling.size >= this.assembleBlocks) {
       let oldest: number | undefined;
       for (const k of this.assembling.keys()) {
@@ -235,19 +254,20 @@ export class OverlayStore implements BlockReader, BlockWriter {
         }
       }
       if (oldest === undefined) return;
-      await this.completeLocked(oldest);
+      await this.completeLocked(oldest, signal);
     }
   }
 
   /** complete() under the block's lock. */
-  private async completeLocked(index: number): Promise<void> {
-    const release = await this.locks.lock(index);
+  private async completeLocked(index: number, signal?: AbortSignal): Promise<void> {
+    let release: (() => void) | undefined;
     try {
-      await this.complete(index);
+      release = await this.locks.lock(index, signal);
+      await this.complete(index, signal);
     } catch (err) {
       throw toIoError(err, `completing block ${index} with the parent's data`);
     } finally {
-      release();
+      release?.();
     }
   }
 
@@ -255,12 +275,12 @@ export class OverlayStore implements BlockReader, BlockWriter {
    * Merges the parent's bytes into the gaps of an assembling block and hands the block to the
    * journal (caller holds the block's lock). On failure the block stays assembling.
    */
-  private async complete(index: number): Promise<void> {
+  private async complete(index: number, signal?: AbortSignal): Promise<void> {
     const asm = this.assembling.get(index);
     if (!asm) return;
     if (!(asm.ranges.length === 1 && asm.ranges[0]![0] === 0 && asm.ranges[0]![1] === BLOCK_SIZE)) {
       this.stats.inc(WritebackStat.parentReads);
-      const parent = await this.lower.readBlock(index);
+      const parent = await this.lower.readBlock(index, { signal });
       this.parentShas.set(index, parent ? sha256Base64(parent) : 'absent');
       let pos = 0;
       for (const [start, end] of [...asm.ranges, [BLOCK_SIZE, BLOCK_SIZE] as [number, number]]) {
@@ -293,9 +313,9 @@ export class OverlayStore implements BlockReader, BlockWriter {
     return this.parentShas.get(index);
   }
 
-  async flush(): Promise<void> {
+  async flush(opts: WriteBlockOptions = {}): Promise<void> {
     // Blocks assembling now hold completed writes: into the journal first (concurrently).
-    const results = await Promise.allSettled([...this.assembling.keys()].map((i) => this.completeLocked(i)));
+    const results = await Promise.allSettled([...this.assembling.keys()].map((i) => this.completeLocked(i, opts.signal)));
     try {
       await this.journal.flush();
       this.stats.inc(WritebackStat.flushes);
@@ -311,12 +331,12 @@ export class OverlayStore implements BlockReader, BlockWriter {
   }
 
   /** A block buffer this store may modify: the current content of the block. */
-  private async currentCopy(index: number): Promise<Buffer> {
+  private async currentCopy(index: number, signal?: AbortSignal): Promise<Buffer> {
     const cached = this.dirty.get(index);
     if (cached) return cached;
     if (this.journal.has(index)) return (await this.journal.readBlock(index)) ?? Buffer.alloc(BLOCK_SIZE);
     this.stats.inc(WritebackStat.parentReads);
-    const parent = await this.lower.readBlock(index);
+    const parent = await this.lower.readBlock(index, { signal });
     const copy = Buffer.allocUnsafeSlow(BLOCK_SIZE);
     if (parent) parent.copy(copy);
     else copy.fill(0);
@@ -348,8 +368,13 @@ export function addRange(ranges: [number, number][], start: number, end: number)
   return out;
 }
 
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new IoError('EIO', "the operation's deadline passed", { cause: signal.reason });
+}
+
 function toIoError(err: unknown, what: string): IoError {
   if (err instanceof IoError) return err;
+  if ((err as Error)?.name === 'AbortError') return new IoError('EIO', `${what}: the operation's deadline passed`, { cause: err });
   const code = (err as NodeJS.ErrnoException)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return new IoError('ENOSPC', `${what}: the journal's disk is full`, { cause: err });
   return new IoError('EIO', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });

@@ -137,13 +137,13 @@ export async function openWritableLayer(opened: OpenedVolume, opts: WritableLaye
   };
 
   const writer: BlockWriter = {
-    writeBlockRange(index, offsetInBlock, data) {
+    writeBlockRange(index, offsetInBlock, data, writeOpts) {
       if (sealed) return Promise.reject(new IoError('EROFS', 'the volume is being committed or discarded'));
-      return track(overlay.writeBlockRange(index, offsetInBlock, data));
+      return track(overlay.writeBlockRange(index, offsetInBlock, data, writeOpts));
     },
-    flush() {
+    flush(writeOpts) {
       if (journalGone) return Promise.resolve();
-      return track(overlay.flush());
+      return track(overlay.flush(writeOpts));
     },
   };
 
