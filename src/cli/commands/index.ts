@@ -8,8 +8,9 @@ import { exportCommand } from './export.js';
 import { serveCommand } from './serve.js';
 import { commitCommand } from './commit.js';
 import { journalsCommand } from './journals.js';
+import { inspectCommand } from './inspect.js';
 
 export const commands: CommandModule<any, any>[] = [
-  mountCommand, unmountCommand, statusCommand, importCommand, exportCommand, serveCommand,
+  mountCommand, unmountCommand, statusCommand, inspectCommand, importCommand, exportCommand, serveCommand,
   commitCommand, journalsCommand,
 ];

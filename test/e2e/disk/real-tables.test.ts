@@ -10,36 +10,10 @@ import { join } from 'node:path';
 import { openFileSource, type ByteSource } from '../../../src/disk/byte-source.js';
 import { inspectDisk, type DiskReport } from '../../../src/disk/inspect-disk.js';
 import { run } from '../../helpers/images.js';
+import { blkidAt, fillPartition, sfdiskJson } from '../../helpers/disks.js';
 import { cleanupAll, tempDir } from '../../helpers/mounts.js';
 
 const MiB = 1024 * 1024;
-
-interface SfdiskPart {
-  node: string;
-  start: number;
-  size: number;
-  type: string;
-  uuid?: string;
-  name?: string;
-}
-
-async function sfdiskJson(image: string): Promise<{ label: string; id: string; partitions: SfdiskPart[] }> {
-  const r = await run('sfdisk', ['--json', image]);
-  return (JSON.parse(r.stdout) as { partitiontable: { label: string; id: string; partitions: SfdiskPart[] } }).partitiontable;
-}
-
-async function blkidAt(image: string, offset: number, size: number): Promise<Record<string, string>> {
-  const r = await run('blkid', ['-p', '-o', 'export', '-O', String(offset), '-S', String(size), image]).catch(() => ({ stdout: '' }));
-  return Object.fromEntries(r.stdout.trim().split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
-
-async function mkfsInto(image: string, startBytes: number, sizeBytes: number, mk: (file: string) => Promise<unknown>, work: string): Promise<void> {
-  const part = join(work, `part-${startBytes}.img`);
-  await run('truncate', ['-s', String(sizeBytes), part]);
-  await mk(part);
-  await run('dd', [`if=${part}`, `of=${image}`, 'bs=1M', `seek=${startBytes / MiB}`, 'conv=notrunc,sparse', 'status=none']);
-  await run('rm', ['-f', part]);
-}
 
 /** Counts what is read, so tests can bound it. */
 function counting(src: ByteSource): ByteSource & { bytes: number; reads: number } {
@@ -94,7 +68,7 @@ describe('tables and filesystems made by the real tools', { timeout: 300_000 }, 
       start += p.sizeMiB * MiB;
     });
     await run('sgdisk', [...args, image]);
-    for (const [i, p] of layout.entries()) await mkfsInto(image, starts[i]!, p.sizeMiB * MiB, p.mk, work);
+    for (const [i, p] of layout.entries()) await fillPartition(image, starts[i]!, p.sizeMiB * MiB, p.mk);
 
     const { report, bytes, reads } = await inspectFile(image);
     const sf = await sfdiskJson(image);
@@ -135,8 +109,8 @@ describe('tables and filesystems made by the real tools', { timeout: 300_000 }, 
     });
     const sf = await sfdiskJson(image);
     const parts = new Map(sf.partitions.map((p) => [Number(p.node.slice(image.length)), p]));
-    await mkfsInto(image, parts.get(1)!.start * 512, parts.get(1)!.size * 512, (f) => run('mkfs.ext4', ['-q', '-F', '-L', 'prim', f]), work);
-    await mkfsInto(image, parts.get(5)!.start * 512, parts.get(5)!.size * 512, (f) => run('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', '-t', 'ext2', '-L', 'log5', f]), work);
+    await fillPartition(image, parts.get(1)!.start * 512, parts.get(1)!.size * 512, (f) => run('mkfs.ext4', ['-q', '-F', '-L', 'prim', f]));
+    await fillPartition(image, parts.get(5)!.start * 512, parts.get(5)!.size * 512, (f) => run('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', '-t', 'ext2', '-L', 'log5', f]));
     const { report } = await inspectFile(image);
     assert.equal(report.table.scheme, 'mbr');
     assert.deepEqual(report.table.notes, []);
