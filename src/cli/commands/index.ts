@@ -9,8 +9,9 @@ import { serveCommand } from './serve.js';
 import { commitCommand } from './commit.js';
 import { journalsCommand } from './journals.js';
 import { inspectCommand } from './inspect.js';
+import { diffCommand } from './diff.js';
 
 export const commands: CommandModule<any, any>[] = [
   mountCommand, unmountCommand, statusCommand, inspectCommand, importCommand, exportCommand, serveCommand,
-  commitCommand, journalsCommand,
+  commitCommand, journalsCommand, diffCommand,
 ];
