@@ -23,11 +23,18 @@ export interface BlockDiffReport {
   /** Absent: the partition table could not be read (see notes) or was not asked for. */
   partitionTable?: { scheme: 'gpt' | 'mbr' | 'none'; readFrom: string; counts?: PartitionCounts };
   notes: string[];
-  requests: { list: number; get: number };
+  /** ListChangedBlocks, ListSnapshotBlocks (opening a snapshot to read its table), GetSnapshotBlock. */
+  requests: DiffRequests;
 }
 
-export function costUsd(r: { list: number; get: number }): number {
-  return estimateCostUsd({ list: r.list, get: r.get, put: 0 }).total;
+export interface DiffRequests {
+  listChanged: number;
+  listBlocks: number;
+  get: number;
+}
+
+export function costUsd(r: DiffRequests): number {
+  return estimateCostUsd({ list: r.listChanged + r.listBlocks, get: r.get, put: 0 }).total;
 }
 
 export function usd(x: number): string {
@@ -78,7 +85,8 @@ export function formatBlockDiff(r: BlockDiffReport): string {
   }
   for (const n of r.notes) lines.push(`note: ${n}`);
   lines.push(
-    `requests: ${r.requests.list} ListChangedBlocks, ${r.requests.get} GetSnapshotBlock (${usd(costUsd(r.requests))} at list prices)`,
+    `requests: ${r.requests.listChanged} ListChangedBlocks, ${r.requests.listBlocks} ListSnapshotBlocks, ${r.requests.get} GetSnapshotBlock ` +
+      `(${usd(costUsd(r.requests))} at list prices)`,
   );
   return lines.join('\n') + '\n';
 }

@@ -26,8 +26,8 @@ export interface DiskTable {
   notes: string[];
 }
 
-/** Reads a snapshot's partition table; `getRequests` counts the GetSnapshotBlock calls it made. */
-export type TableReader = (snapshotId: string, volumeSizeGiB: number) => Promise<{ table: DiskTable; getRequests: number }>;
+/** Reads a snapshot's partition table, saying how many GetSnapshotBlock and list calls it made. */
+export type TableReader = (snapshotId: string, volumeSizeGiB: number) => Promise<{ table: DiskTable; getRequests: number; listRequests: number }>;
 
 export interface BlockDiffOptions {
   api: EbsApi;
@@ -89,16 +89,18 @@ export async function runBlockDiff(o: BlockDiffOptions): Promise<BlockDiffReport
     volumeSizeGiB,
     changed,
     notes: [],
-    requests: { list: listRequests, get: 0 },
+    requests: { listChanged: listRequests, listBlocks: 0, get: 0 },
   };
   if (!o.readTable) return report;
   try {
     const b = await o.readTable(o.snapB, volumeSizeGiB);
     report.requests.get += b.getRequests;
+    report.requests.listBlocks += b.listRequests;
     report.notes.push(...b.table.notes.map((n) => `${o.snapB}: ${n}`));
     if (changed.has(0)) {
       const a = await o.readTable(o.snapA, volumeSizeGiB);
       report.requests.get += a.getRequests;
+      report.requests.listBlocks += a.listRequests;
       if (!sameTable(a.table, b.table)) {
         report.notes.push(`the partition table changed between ${o.snapA} (${a.table.scheme}, ${a.table.partitions.length} partitions) and ${o.snapB}: counts use ${o.snapB}'s`);
       }

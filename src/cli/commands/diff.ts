@@ -9,6 +9,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { isValidSnapshotId } from '../../ebs/constants.js';
 import { formatBlockDiff, jsonChunks } from '../../diff/block-report.js';
 import { runBlockDiff } from '../../diff/run-block-diff.js';
+import { snapshotTableReader } from '../../diff/snapshot-table.js';
 import { UserError } from '../../errors/user-error.js';
 import { withInterrupt } from '../../transfer/interrupt.js';
 import { createLogger } from '../../util/log.js';
@@ -61,6 +62,7 @@ export const diffCommand: CommandModule<object, DiffArgv> = {
             snapA: argv.a,
             snapB: argv.b,
             endpoint: endpointFromArgv(argv),
+            readTable: snapshotTableReader(api, logger),
             signal,
             onProgress: (done, total, soFar) => {
               bar ??= new ProgressBar({ label: 'listing changed blocks', totalBytes: total });

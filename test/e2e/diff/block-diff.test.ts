@@ -3,15 +3,16 @@
  * listing pages): its figures equal what the server's ListChangedBlocks says through the SDK and
  * through the unmodified AWS CLI (`aws ebs list-changed-blocks`, paged by hand with
  * --next-token); exit status 1 with differences, 0 without; unrelated snapshots and unknown ids
- * fail with one line and exit 2; no root needed.
+ * fail with one line and exit 2; on a GPT disk, the changed blocks per partition; no root needed.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../helpers/cli.js';
+import { run } from '../../helpers/images.js';
 import { ebsClient, listAllChanged, makeSnapshot, seededBlock, startServer, type TestServer } from '../../helpers/server.js';
 import type { EBSClient } from '@aws-sdk/client-ebs';
 
@@ -93,7 +94,7 @@ test('diff: figures equal ListChangedBlocks (SDK and AWS CLI); ranges merged; ex
   assert.deepEqual(doc.sides, { both: 21, a: 0, b: 4 });
   assert.deepEqual(doc.ranges, [{ first: 10, last: 29 }, { first: 5005, last: 5005 }, { first: 6000, last: 6002 }, { first: 8000, last: 8000 }]);
   assert.equal(doc.volumeSizeGiB, 4);
-  assert.ok(doc.requests.list >= 3, `the 3000-block scan window spreads the listing over pages (${doc.requests.list} requests)`);
+  assert.ok(doc.requests.listChanged >= 3, `the 3000-block scan window spreads the listing over pages (${doc.requests.listChanged} requests)`);
 
   const text = await diff([parent, child]);
   assert.equal(text.code, 1, text.stderr);
@@ -125,4 +126,47 @@ test('diff: unrelated snapshots fail with one line saying why EBS cannot compare
   const bad = await diff([x, 'snap-xyz']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /'snap-xyz' is not a snapshot id/);
+});
+
+test('diff: on a GPT disk, the changed blocks per partition (table read by the partition parser from B)', async () => {
+  // A 1 GiB GPT disk: p1 at 1 MiB (100 MiB), p2 right after (200 MiB). Parent image with data in
+  // both; the child (import --parent) changes 3 MiB of p1 and 1 MiB of p2.
+  const img = join(home, 'gpt.img');
+  await run('truncate', ['-s', '1G', img]);
+  await run('sgdisk', ['-n', '1:2048:+100M', '-t', '1:8300', '-n', '2:0:+200M', '-t', '2:8300', img]);
+  const MiB = 1024 * 1024;
+  const p1 = MiB;
+  const p2 = MiB + 100 * MiB;
+  const put = async (offset: number, mib: number, seed: number) => {
+    const fh = await open(img, 'r+');
+    try {
+      for (let i = 0; i < mib; i++) await fh.write(seededBlock(seed + i).subarray(0, MiB / 2), 0, MiB / 2, offset + i * MiB);
+    } finally {
+      await fh.close();
+    }
+  };
+  await put(p1, 10, 1);
+  await put(p2, 10, 100);
+  const imp = (args: string[]) => runCli(['import', img, ...args, '--endpoint', server.endpoint], { env: env(), timeoutMs: 120_000 });
+  const parentRun = await imp([]);
+  assert.equal(parentRun.code, 0, parentRun.stderr);
+  const parent = parentRun.stdout.trim();
+  await put(p1 + 2 * MiB, 3, 1000); // p1: 3 MiB rewritten, one half-block each = 3 blocks
+  await put(p2 + 4 * MiB, 1, 2000); // p2: 1 block
+  const childRun = await imp(['--parent', parent]);
+  assert.equal(childRun.code, 0, childRun.stderr);
+  const child = childRun.stdout.trim();
+
+  const r = await diff([parent, child, '--json']);
+  assert.equal(r.code, 1, r.stderr);
+  const doc = JSON.parse(r.stdout) as Record<string, any>;
+  assert.equal(doc.changedBlocks, 4);
+  assert.equal(doc.partitionTable.scheme, 'gpt');
+  assert.deepEqual(doc.partitionTable.partitions.map((p: any) => [p.number, p.startBytes, p.changedBlocks]), [[1, p1, 3], [2, p2, 1]]);
+  assert.equal(doc.partitionTable.outsideAnyPartition, 0);
+  assert.equal(doc.requests.get, 1, 'only block 0 (protective MBR, GPT header and entries) is fetched');
+  const text = await diff([parent, child]);
+  assert.match(text.stdout, /^partitions \(GPT table of snap-[0-9a-f]+\):$/m);
+  assert.match(text.stdout, /^ {2}p1 +Linux filesystem +100 MiB at 1\.00 MiB +3 changed blocks$/m);
+  assert.match(text.stdout, /^ {2}p2 +Linux filesystem +200 MiB at 101 MiB +1 changed block$/m);
 });

@@ -78,7 +78,7 @@ function report(changed: ChangedBlocks): BlockDiffReport {
       counts: partitionCounts(changed, [{ number: 1, startBytes: 1024 * 1024, sizeBytes: 100 * 1024 * 1024, typeName: 'Linux filesystem' }]),
     },
     notes: ['a note'],
-    requests: { list: 3, get: 1 },
+    requests: { listChanged: 3, listBlocks: 1, get: 1 },
   };
 }
 
@@ -92,7 +92,7 @@ test('formatBlockDiff: summary, sides, merged ranges with byte offsets, partitio
   assert.match(text, /^ {2}p1 +Linux filesystem .* 3 changed blocks$/m);
   assert.match(text, /outside any partition: 1/);
   assert.match(text, /note: a note/);
-  assert.match(text, /requests: 3 ListChangedBlocks, 1 GetSnapshotBlock \(\$0\.000005 at list prices\)/);
+  assert.match(text, /requests: 3 ListChangedBlocks, 1 ListSnapshotBlocks, 1 GetSnapshotBlock \(\$0\.000005 at list prices\)/);
 });
 
 test('jsonChunks: one valid JSON document with every changed index and its side, in pieces', () => {
@@ -106,7 +106,7 @@ test('jsonChunks: one valid JSON document with every changed index and its side,
   assert.deepEqual(doc.blocks[1], { index: 3, side: 'a' });
   assert.equal(doc.ranges.length, 3000);
   assert.equal(doc.partitionTable.partitions[0].number, 1);
-  assert.deepEqual(doc.requests, { list: 3, get: 1 });
+  assert.deepEqual(doc.requests, { listChanged: 3, listBlocks: 1, get: 1 });
   const empty = JSON.parse([...jsonChunks(report(new ChangedBlocks()))].join('')) as Record<string, any>;
   assert.deepEqual(empty.blocks, []);
 });
@@ -154,20 +154,21 @@ test('runBlockDiff: a missing snapshot is named; the partition table is read fro
   const reads: string[] = [];
   const readTable: TableReader = async (id) => {
     reads.push(id);
-    return { table: { scheme: 'gpt', partitions: [{ number: 1, startBytes: 2 * BLOCK_SIZE, sizeBytes: 6 * BLOCK_SIZE }], notes: [] }, getRequests: 1 };
+    return { table: { scheme: 'gpt', partitions: [{ number: 1, startBytes: 2 * BLOCK_SIZE, sizeBytes: 6 * BLOCK_SIZE }], notes: [] }, getRequests: 1, listRequests: 1 };
   };
   const r = await runBlockDiff({ api, snapA: a, snapB: b, readTable });
   assert.deepEqual(reads, [b], 'block 0 unchanged: only B read');
   assert.equal(r.changed.size, 2);
   assert.equal(r.partitionTable?.counts?.partitions[0]?.changedBlocks, 1);
   assert.equal(r.partitionTable?.counts?.outside, 1);
-  assert.deepEqual(r.requests, { list: 1, get: 1 });
+  assert.deepEqual(r.requests, { listChanged: 1, listBlocks: 1, get: 1 });
 
   const c = api.createCompletedSnapshot(new Map([[0, block(3)]]), 1, { parentSnapshotId: b });
   let n = 0;
   const changingTable: TableReader = async () => ({
     table: { scheme: 'gpt', partitions: [{ number: 1, startBytes: BLOCK_SIZE * (++n), sizeBytes: BLOCK_SIZE }], notes: [] },
     getRequests: 1,
+    listRequests: 1,
   });
   const r2 = await runBlockDiff({ api, snapA: b, snapB: c, readTable: changingTable });
   assert.equal(r2.requests.get, 2);
