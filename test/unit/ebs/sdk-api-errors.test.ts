@@ -3,8 +3,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeEbsError, toUserError } from '../../../src/cli/describe-error.js';
-import { UserError } from '../../../src/cli/user-error.js';
+import { describeEbsError, toUserError } from '../../../src/errors/describe-error.js';
+import { UserError } from '../../../src/errors/user-error.js';
 import { EbsError, Reason } from '../../../src/ebs/errors.js';
 
 const SNAP = 'snap-0123456789abcdef0';

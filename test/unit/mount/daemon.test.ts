@@ -21,7 +21,7 @@ import { findMount } from '../../../src/mount/mountinfo.js';
 import type { MountConfig } from '../../../src/mount/mount-options.js';
 import { silentLogger } from '../../../src/util/log.js';
 import { EbsError } from '../../../src/ebs/errors.js';
-import { toUserError } from '../../../src/cli/describe-error.js';
+import { toUserError } from '../../../src/errors/describe-error.js';
 import { randomBlocks } from '../store/fixtures.js';
 
 const exec = promisify(execFile);

@@ -12,7 +12,7 @@ import { READ_RETRY } from '../../../src/ebs/retry.js';
 import { defaultLogFile, registryDir, stateDir } from '../../../src/mount/paths.js';
 import { estimateCostUsd, formatStatusTable, requestCounts, statusJson } from '../../../src/mount/status-format.js';
 import type { MountStatus } from '../../../src/mount/control-protocol.js';
-import { UserError } from '../../../src/cli/user-error.js';
+import { UserError } from '../../../src/errors/user-error.js';
 
 const MOUNTINFO = [
   '22 1 252:1 / / rw,relatime shared:1 - ext4 /dev/vda rw',

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { serveOptionsFromArgv } from '../../../src/cli/commands/serve.js';
-import { UserError } from '../../../src/cli/user-error.js';
+import { UserError } from '../../../src/errors/user-error.js';
 
 function rejects(argv: Record<string, unknown>, re: RegExp): void {
   assert.throws(() => serveOptionsFromArgv(argv), (err: unknown) => err instanceof UserError && err.exitCode === 2 && re.test(err.message) && !err.message.includes('\n'));

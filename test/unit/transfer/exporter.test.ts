@@ -10,7 +10,7 @@ import { MemoryEbsApi } from '../../../src/ebs/memory-api.js';
 import { EbsError } from '../../../src/ebs/errors.js';
 import { BLOCK_SIZE, GIB } from '../../../src/ebs/constants.js';
 import { exportSnapshot } from '../../../src/transfer/exporter.js';
-import { UserError } from '../../../src/cli/user-error.js';
+import { UserError } from '../../../src/errors/user-error.js';
 import { FAST, countingConcurrency, expireAfterFirstList, filled, noSleep, smallPages, tempDir } from './helpers.js';
 
 const tmp = await tempDir();

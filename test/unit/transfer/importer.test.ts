@@ -11,7 +11,7 @@ import { MemoryEbsApi } from '../../../src/ebs/memory-api.js';
 import { EbsError } from '../../../src/ebs/errors.js';
 import { BLOCK_SIZE, GIB } from '../../../src/ebs/constants.js';
 import { importImage, importClientToken, volumeSizeGiBFor } from '../../../src/transfer/importer.js';
-import { UserError } from '../../../src/cli/user-error.js';
+import { UserError } from '../../../src/errors/user-error.js';
 import { FAST, countingConcurrency, expireAfterFirstList, filled, noSleep, smallPages, tempDir, writeImage } from './helpers.js';
 
 const tmp = await tempDir();

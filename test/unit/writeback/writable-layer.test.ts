@@ -7,7 +7,7 @@ import { BLOCK_SIZE } from '../../../src/ebs/constants.js';
 import { MemoryEbsApi } from '../../../src/ebs/memory-api.js';
 import { IoError } from '../../../src/fs/io-error.js';
 import { makeVolumeFile, openSnapshotVolume, type OpenedVolume } from '../../../src/store/open-volume.js';
-import { UserError } from '../../../src/cli/user-error.js';
+import { UserError } from '../../../src/errors/user-error.js';
 import { openWritableLayer, type WritableLayer } from '../../../src/writeback/writable-layer.js';
 import { defaultJournalRoot } from '../../../src/writeback/paths.js';
 import { listJournals } from '../../../src/writeback/journal-registry.js';
