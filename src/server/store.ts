@@ -4,7 +4,7 @@
  *                       (MetadataLog: CRC-framed JSON lines, group-committed, fdatasync'ed)
  *   DATA/blocks/ab/<sha256 hex>   block contents, each stored once (BlockFiles)
  *   DATA/secret         the HMAC key of block and page tokens (so tokens survive a restart)
- *   DATA/serve.pid      lock: one server per data directory
+ *   DATA/serve.lock     one server per data directory: a kernel-held lock (src/os/process-lock.ts)
  *
  * Contract (the service's rules, DESIGN §1; errors are ApiError with the service's names):
  * - start/put/complete resolve only once their effect is durable; callers acknowledge after.
@@ -39,6 +39,7 @@ import {
   MIN_VOLUME_GIB,
 } from '../ebs/constants.js';
 import { Reason } from '../ebs/errors.js';
+import { acquireProcessLock, LockBusyError, type ProcessLock } from '../os/process-lock.js';
 import type { Logger } from '../util/log.js';
 import { BlockFiles, fsyncDir } from './block-files.js';
 import { MetadataLog } from './metadata-log.js';
@@ -48,6 +49,8 @@ import { ApiError, notFound, validation } from './wire.js';
 export type SnapshotStatus = 'pending' | 'completed' | 'error';
 export const OWNER_ID = '111122223333';
 const WELL_FORMED_ID = /^snap-[0-9a-f]{1,32}$/;
+const LOCK_FILE = 'serve.lock';
+const LEGACY_PID_FILE = 'serve.pid';
 
 export interface Tag {
   Key: string;
@@ -140,6 +143,7 @@ export class ServerStore {
     readonly blocks: BlockFiles,
     private log: MetadataLog,
     readonly secret: Buffer,
+    private readonly lock: ProcessLock,
   ) {
     this.now = opts.now ?? Date.now;
   }
@@ -147,7 +151,18 @@ export class ServerStore {
   static async open(opts: StoreOptions): Promise<ServerStore> {
     const dir = opts.dataDir;
     await mkdir(dir, { recursive: true });
-    await acquirePidLock(join(dir, 'serve.pid'));
+    const lock = lockDataDir(dir);
+    try {
+      return await ServerStore.load(opts, lock);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  private static async load(opts: StoreOptions, lock: ProcessLock): Promise<ServerStore> {
+    const dir = opts.dataDir;
+    await rm(join(dir, LEGACY_PID_FILE), { force: true }); // left by older versions
     const secret = await loadSecret(join(dir, 'secret'));
     const blocks = new BlockFiles(join(dir, 'blocks'), opts.logger);
     await blocks.init();
@@ -157,7 +172,7 @@ export class ServerStore {
     await fsyncDir(dir); // the entries of blocks/ and metadata.log themselves
     if (truncatedBytes > 0) opts.logger.warn({ truncatedBytes }, 'dropped a torn record at the end of the metadata log');
     if (skipped > 0) opts.logger.warn({ skipped }, 'skipped corrupt records in the metadata log');
-    const store = new ServerStore(opts, blocks, log, secret);
+    const store = new ServerStore(opts, blocks, log, secret, lock);
     store.replay(records);
     store.timer = setInterval(() => store.sweepTimeouts(), 1000);
     store.timer.unref();
@@ -170,7 +185,7 @@ export class ServerStore {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.log.close();
-    await rm(join(this.opts.dataDir, 'serve.pid'), { force: true });
+    this.lock.release();
   }
 
   // ---- lookups -------------------------------------------------------------------------------
@@ -497,33 +512,18 @@ function validateStart(p: StartParams): void {
   }
 }
 
-/** One server per data directory: a pid file naming a live process refuses a second server. */
-async function acquirePidLock(path: string): Promise<void> {
-  const prior = await readFile(path, 'utf8').catch(() => '');
-  const pid = Number(prior.trim());
-  if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid) && (await looksLikeServer(pid))) {
-    throw new DataDirInUseError(`the data directory is in use by another server (pid ${pid})`);
-  }
-  const fh = await open(path, 'w');
-  await fh.writeFile(`${process.pid}\n`);
-  await fh.close();
-}
-
 export class DataDirInUseError extends Error {}
 
-/** False when /proc shows that `pid` is some other program (a pid reused after a crash or reboot). */
-async function looksLikeServer(pid: number): Promise<boolean> {
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => undefined);
-  if (cmdline === undefined) return true;
-  return cmdline.split('\0').includes('serve');
-}
-
-function isAlive(pid: number): boolean {
+/** One server per data directory: a kernel-held lock (ProcessLock), released even by kill -9. */
+function lockDataDir(dir: string): ProcessLock {
   try {
-    process.kill(pid, 0);
-    return true;
+    return acquireProcessLock(join(dir, LOCK_FILE));
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if (err instanceof LockBusyError) {
+      const by = err.holderPid !== undefined ? ` (pid ${err.holderPid})` : '';
+      throw new DataDirInUseError(`the data directory is in use by another server${by}`);
+    }
+    throw err;
   }
 }
 

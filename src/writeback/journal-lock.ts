@@ -1,20 +1,27 @@
 /**
- * One process at a time per journal: a `lock` file holding the owner's pid.
+ * One process at a time per journal: a kernel-held lock on `DIR/journal.lock` (ProcessLock,
+ * src/os/process-lock.ts).
  *
- * Contract: `acquireJournalLock(dir)` succeeds when there is no lock, when the lock names this
- * process, or when it names a process that no longer runs (kill -9 leaves a stale lock: the
- * next `ebsmount commit --journal` must still work). A live owner gives JournalBusyError naming
- * its pid. `release()` removes the lock only if it still names this process.
+ * Contract: `acquireJournalLock(dir)` succeeds when no live process holds the lock; the kernel
+ * releases it when its holder dies, so after kill -9 the next `ebsmount commit --journal` just
+ * works, and a pid reused after a reboot can never look like an owner. A live holder (another
+ * process, or another open of the same journal in this one) gives JournalBusyError naming its
+ * pid when the kernel tells it. `release()` drops it; idempotent. `journalLockHolder(dir)` names
+ * the holder without taking the lock (for `ebsmount journals`). A `lock` pid file left by older
+ * versions is removed once the new lock is held.
  */
-import { open, readFile, rm } from 'node:fs/promises';
-import { processIsAlive } from '../util/process.js';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../errors/user-error.js';
+import { acquireProcessLock, lockHolder, LockBusyError } from '../os/process-lock.js';
+import { UnsafePathError } from '../os/private-path.js';
 import { LOCK_FILE } from './paths.js';
 
+const LEGACY_PID_FILE = 'lock';
+
 export class JournalBusyError extends UserError {
-  constructor(readonly dir: string, readonly pid: number) {
-    super(`journal ${dir} is in use by process ${pid} (a running mount?); unmount it first`);
+  constructor(readonly dir: string, readonly pid: number | undefined) {
+    super(`journal ${dir} is in use by ${pid !== undefined ? `process ${pid}` : 'another process'} (a running mount?); unmount it first`);
   }
 }
 
@@ -23,32 +30,23 @@ export interface JournalLock {
 }
 
 export async function acquireJournalLock(dir: string): Promise<JournalLock> {
-  const path = join(dir, LOCK_FILE);
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      const fh = await open(path, 'wx', 0o600);
-      try {
-        await fh.writeFile(`${process.pid}\n`);
-      } finally {
-        await fh.close();
-      }
-      return lockHandle(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const pid = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
-    if (pid === process.pid) return lockHandle(path);
-    if (Number.isInteger(pid) && pid > 0 && processIsAlive(pid)) throw new JournalBusyError(dir, pid);
-    await rm(path, { force: true }); // stale: its owner is gone
+  let lock;
+  try {
+    lock = acquireProcessLock(join(dir, LOCK_FILE));
+  } catch (err) {
+    if (err instanceof LockBusyError) throw new JournalBusyError(dir, err.holderPid);
+    if (err instanceof UnsafePathError) throw new UserError(`journal lock ${err.message}`);
+    throw err;
   }
-  throw new UserError(`could not lock journal ${dir}`);
-}
-
-function lockHandle(path: string): JournalLock {
+  await rm(join(dir, LEGACY_PID_FILE), { force: true }).catch(() => {});
   return {
     async release() {
-      const pid = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
-      if (pid === process.pid) await rm(path, { force: true });
+      lock.release();
     },
   };
+}
+
+/** The pid of the process holding the journal's lock, or undefined when none does. */
+export function journalLockHolder(dir: string): number | undefined {
+  return lockHolder(join(dir, LOCK_FILE));
 }

@@ -11,10 +11,9 @@
  */
 import { lstat, mkdir, readdir, realpath, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { readFileSync } from 'node:fs';
 import { Journal, type JournalMeta, type JournalState } from './journal.js';
-import { processIsAlive } from '../util/process.js';
-import { BLOCKS_FILE, INDEX_FILE, LOCK_FILE, META_FILE } from './paths.js';
+import { journalLockHolder } from './journal-lock.js';
+import { BLOCKS_FILE, INDEX_FILE, META_FILE } from './paths.js';
 
 export interface JournalInfo {
   journalId: string;
@@ -114,12 +113,8 @@ export async function describeJournal(dir: string): Promise<JournalInfo> {
 }
 
 function lockOwner(dir: string): number | undefined {
-  try {
-    const pid = Number.parseInt(readFileSync(join(dir, LOCK_FILE), 'utf8'), 10);
-    return Number.isInteger(pid) && pid > 0 && pid !== process.pid && processIsAlive(pid) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  const pid = journalLockHolder(dir);
+  return pid !== process.pid ? pid : undefined;
 }
 
 async function diskBytes(dir: string): Promise<number> {

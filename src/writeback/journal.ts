@@ -605,13 +605,15 @@ export class Journal {
     }
   }
 
-  /** Closes the files without flushing and keeps the lock: what kill -9 leaves behind (tests). */
+  /** Closes the files without flushing: what kill -9 leaves behind (tests); the kernel drops the lock. */
   async abandon(): Promise<void> {
     this.closed = true;
     await this.blocksFh?.close().catch(() => {});
     await this.indexFh?.close().catch(() => {});
     this.blocksFh = undefined;
     this.indexFh = undefined;
+    await this.lock?.release().catch(() => {});
+    this.lock = undefined;
   }
 
   /** After a completed commit: deletes blocks.dat and index.log (meta.json keeps the child id). */

@@ -13,7 +13,7 @@ import { isAbsolute, join } from 'node:path';
 export const META_FILE = 'meta.json';
 export const BLOCKS_FILE = 'blocks.dat';
 export const INDEX_FILE = 'index.log';
-export const LOCK_FILE = 'lock';
+export const LOCK_FILE = 'journal.lock';
 
 export function defaultJournalRoot(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_STATE_HOME;

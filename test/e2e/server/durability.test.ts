@@ -7,7 +7,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFile, access } from 'node:fs/promises';
+import { appendFile, writeFile } from 'node:fs/promises';
+import { lockHolder } from '../../../src/os/process-lock.js';
 import { join } from 'node:path';
 import { CompleteSnapshotCommand, PutSnapshotBlockCommand, StartSnapshotCommand, type EBSClient } from '@aws-sdk/client-ebs';
 import {
@@ -178,6 +179,21 @@ describe('ebsmount serve: durability', () => {
     assert.match(stderr, /in use by another server/);
   });
 
+  test('a stale serve.pid naming a live process (pid reuse) does not block a start; a kill -9 releases the lock', async () => {
+    const s2 = await startServer();
+    const decoy = spawn('bash', ['-c', 'exec -a serve sleep 60'], { stdio: 'ignore' });
+    try {
+      await s2.kill9();
+      // What an old pid lock trusted: a live process whose command line says "serve".
+      await writeFile(join(s2.dataDir, 'serve.pid'), `${decoy.pid}\n`);
+      await s2.restart();
+      assert.equal(lockHolder(join(s2.dataDir, 'serve.lock')), s2.process.pid);
+    } finally {
+      decoy.kill('SIGKILL');
+      await s2.stop();
+    }
+  });
+
   test('SIGTERM stops the server cleanly (exit 0, lock released)', async () => {
     const s2 = await startServer();
     try {
@@ -185,7 +201,7 @@ describe('ebsmount serve: durability', () => {
       const exited = new Promise<string>((res) => proc.once('exit', (c, sig) => res(`${c}/${sig}`)));
       proc.kill('SIGTERM');
       assert.equal(await exited, '0/null', s2.stderr());
-      await assert.rejects(access(join(s2.dataDir, 'serve.pid')));
+      assert.equal(lockHolder(join(s2.dataDir, 'serve.lock')), undefined);
       assert.match(s2.stderr(), /stopped/);
     } finally {
       await s2.stop();

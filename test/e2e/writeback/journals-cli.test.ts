@@ -5,7 +5,6 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BLOCK_SIZE } from '../../../src/ebs/constants.js';
@@ -13,6 +12,8 @@ import { Journal } from '../../../src/writeback/journal.js';
 import { registerJournal } from '../../../src/writeback/journal-registry.js';
 import { runCli } from '../../helpers/cli.js';
 import { startServer } from '../../helpers/server.js';
+import { holdLock } from '../../helpers/lock-holder.js';
+import { LOCK_FILE } from '../../../src/writeback/paths.js';
 import { Cleanup, tempDir } from './harness.js';
 
 const PARENT = 'snap-0123456789abcdef0';
@@ -106,16 +107,14 @@ describe('ebsmount journals / commit (CLI)', () => {
   });
 
   test('commit refuses a journal that a live process holds; a failed commit keeps the journal and says how to resume', async () => {
-    const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const holder = await holdLock(join(openDir, LOCK_FILE));
     try {
-      await writeFile(join(openDir, 'lock'), `${holder.pid}\n`);
       const busy = await runCli(['commit', '--journal', openDir, '--endpoint', 'http://127.0.0.1:9']);
       assert.equal(busy.code, 1);
       assert.match(busy.stderr, new RegExp(`in use by process ${holder.pid}`));
     } finally {
-      holder.kill('SIGKILL');
+      await holder.kill9();
     }
-    await new Promise((r) => holder.once('exit', r));
     // A server without the parent: StartSnapshot fails (not retried); the journal is kept.
     const server = await startServer();
     try {

@@ -1,14 +1,15 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { appendFile, readFile, stat, writeFile, open } from 'node:fs/promises';
+import { appendFile, readFile, stat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { sha256Base64 } from '../../../src/ebs/checksum.js';
 import { BLOCK_SIZE, ZERO_BLOCK_SHA256 } from '../../../src/ebs/constants.js';
 import { Journal, JournalError } from '../../../src/writeback/journal.js';
-import { JournalBusyError } from '../../../src/writeback/journal-lock.js';
+import { JournalBusyError, journalLockHolder } from '../../../src/writeback/journal-lock.js';
+import { LOCK_FILE } from '../../../src/writeback/paths.js';
+import { holdLock } from '../../helpers/lock-holder.js';
 import { RECORD_SIZE, TYPE_BLOCK, encodeRecord, decodeRecord } from '../../../src/writeback/journal-format.js';
 import { PARENT_ID, patternBlock, tempDir } from './fixtures.js';
 
@@ -266,27 +267,28 @@ describe('Journal', () => {
     });
   });
 
-  test('one process at a time: a live owner is refused, a dead one is taken over', async () => {
+  test('one process at a time: a live owner is refused, a dead one (kill -9) is taken over', async () => {
     await withJournal(async (dir) => {
       const j = await create(dir, init());
       await j.close();
-      const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+      const holder = await holdLock(join(dir, LOCK_FILE));
       try {
-        await writeFile(join(dir, 'lock'), `${child.pid}\n`);
-        await assert.rejects(Journal.open(dir), (e: unknown) => e instanceof JournalBusyError && e.pid === child.pid);
+        await assert.rejects(Journal.open(dir), (e: unknown) => e instanceof JournalBusyError && e.pid === holder.pid);
+        assert.equal(journalLockHolder(dir), holder.pid);
         const ro = await Journal.open(dir, { readOnly: true });
         assert.equal(ro.dirtyBlockCount, 0);
         await ro.close();
       } finally {
-        child.kill('SIGKILL');
+        await holder.kill9();
       }
-      await new Promise((r) => child.once('exit', r));
       const r = await Journal.open(dir);
-      assert.equal(await readFile(join(dir, 'lock'), 'utf8'), `${process.pid}\n`);
+      assert.equal(journalLockHolder(dir), process.pid);
+      await assert.rejects(Journal.open(dir), JournalBusyError, 'a second open in the same process is refused too');
       await r.close();
-      await assert.rejects(stat(join(dir, 'lock')), 'lock released on close');
+      assert.equal(journalLockHolder(dir), undefined, 'lock released on close');
     });
   });
+
 
   test('bad input: out-of-volume index, wrong size, not a journal, already a journal', async () => {
     await withJournal(async (dir) => {
