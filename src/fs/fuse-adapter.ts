@@ -1,16 +1,18 @@
 /**
- * FuseAdapter: fuse-native operations over one VolumeFile — a directory holding one file,
- * `SNAPSHOT_ID.img`. It only translates; every byte comes from the VolumeFile.
+ * FuseAdapter: fuse-native operations over a directory of FileViews (src/fs/file-view.ts): the
+ * whole-disk file `SNAPSHOT_ID.img`, each partition's `SNAPSHOT_ID-pN.img`, each a window over a
+ * VolumeFile. It only translates; every byte comes from a view's VolumeFile. Given `file` and
+ * `snapshotId` alone it serves the one whole-disk view.
  *
  * Contract:
- * - getattr: the file has the volume's size, st_blocks = allocated blocks × 1024 (512-byte units
- *   per 512 KiB block, so `du` shows what the snapshot holds), mode 0400 (0600 writable; group
- *   and others may read only with allow_other), owned by the mounting user. The directory is
- *   0500 (0700 writable; 0555/0755 with allow_other).
+ * - getattr: a file has its view's length, st_blocks = what the view holds in 512-byte units
+ *   (the whole disk: allocated blocks × 1024, so `du` shows what the snapshot holds; a partition:
+ *   its length), mode 0400 (0600 writable; group and others may read only with allow_other),
+ *   owned by the mounting user. The directory is 0500 (0700 writable; 0555/0755 with allow_other).
  * - open for writing on a read-only mount, write, truncate: EROFS. On a writable mount truncate
  *   to the current size succeeds and any other size is EINVAL (a disk image does not resize).
- * - read → VolumeFile.read, write → VolumeFile.write, flush/fsync → VolumeFile.flush (the
- *   journal is durable before the kernel hears back).
+ * - read → viewRead, write → viewWrite (the view's window of its VolumeFile), flush/fsync →
+ *   the view's VolumeFile.flush (the journal is durable before the kernel hears back).
  * - Deadlines: read, write, flush and fsync are answered within `deadlineMs` (default 60 s,
  *   src/fs/op-deadline.ts), EIO when the VolumeFile has not finished by then; the op's buffer is
  *   never touched after its answer.
@@ -32,6 +34,7 @@ import { isIoError, type IoErrorCode } from './io-error.js';
 import { appendFuseOptions, extraFuseOptions, nativeFuseOptions, type FuseMountSettings } from './fuse-options.js';
 import { DeadlineError, opDeadlineMs, runWithDeadline } from './op-deadline.js';
 import type { VolumeFile } from './volume-file.js';
+import { viewRead, viewWrite, wholeVolumeView, type FileView } from './file-view.js';
 
 type FuseClass = typeof FuseNative;
 type Ops = FuseNative.Operations;
@@ -92,8 +95,11 @@ export function errnoOf(err: unknown): number {
 }
 
 export interface FuseAdapterOptions {
+  /** The whole-disk volume; its view is the first file unless `views` are given. */
   file: VolumeFile;
   snapshotId: string;
+  /** The directory's files, in listing order (names unique); default: the whole-disk view. */
+  views?: FileView[];
   allowOther: boolean;
   uid: number;
   gid: number;
@@ -105,8 +111,11 @@ export interface FuseAdapterOptions {
 }
 
 export class FuseAdapter {
+  /** The first view's name (the whole disk). */
   readonly fileName: string;
   readonly filePath: string;
+  readonly views: readonly FileView[];
+  private readonly byPath: Map<string, FileView>;
   openHandles = 0;
   inFlight = 0;
   private nextFd = 1;
@@ -119,27 +128,35 @@ export class FuseAdapter {
     this.deadlineMs = opts.deadlineMs ?? opDeadlineMs();
     this.opts = opts;
     this.logger = opts.logger ?? silentLogger;
-    this.fileName = `${opts.snapshotId}.img`;
+    this.views = opts.views ?? [wholeVolumeView(opts.file, opts.snapshotId)];
+    this.byPath = new Map(this.views.map((v) => [`/${v.name}`, v]));
+    if (this.byPath.size !== this.views.length) throw new Error('FuseAdapter: view names must be unique');
+    this.fileName = this.views[0]!.name;
     this.filePath = `/${this.fileName}`;
     this.time = opts.time ?? new Date();
   }
 
   get writable(): boolean {
-    return this.opts.file.writable;
+    return this.views.some((v) => v.writable);
   }
 
-  fileStat(): Stat {
-    const { file, allowOther, uid, gid } = this.opts;
-    const owner = file.writable ? 0o600 : 0o400;
+  /** The view at `path` ('/NAME'), if any. */
+  viewAt(path: string): FileView | undefined {
+    return this.byPath.get(path);
+  }
+
+  fileStat(view: FileView = this.views[0]!): Stat {
+    const { allowOther, uid, gid } = this.opts;
+    const owner = view.writable ? 0o600 : 0o400;
     const others = allowOther ? 0o044 : 0;
     return {
       mode: S_IFREG | owner | others,
       uid,
       gid,
-      size: file.sizeBytes,
+      size: view.length,
       nlink: 1,
       blksize: BLOCK_SIZE,
-      blocks: file.allocatedBlocks() * (BLOCK_SIZE / 512),
+      blocks: Math.ceil(Math.min(view.allocatedBytes?.() ?? view.length, view.length) / 512),
       atime: this.time,
       mtime: this.time,
       ctime: this.time,
@@ -155,8 +172,7 @@ export class FuseAdapter {
 
   /** The fuse-native operations object. */
   ops(): Ops {
-    const file = this.opts.file;
-    const isFile = (path: string) => path === this.filePath;
+    const viewOf = (path: string) => this.byPath.get(path);
     const guard = <A extends unknown[]>(name: string, fn: (...args: A) => void) =>
       (...args: A): void => {
         try {
@@ -183,28 +199,32 @@ export class FuseAdapter {
       init: guard('init', (cb) => cb(0)),
       getattr: guard('getattr', (path, cb) => {
         if (path === '/') return cb(0, this.dirStat());
-        if (isFile(path)) return cb(0, this.fileStat());
+        const view = viewOf(path);
+        if (view) return cb(0, this.fileStat(view));
         return cb(ERRNO.ENOENT);
       }),
       fgetattr: guard('fgetattr', (path, _fd, cb) => {
         if (path === '/') return cb(0, this.dirStat());
-        if (isFile(path)) return cb(0, this.fileStat());
+        const view = viewOf(path);
+        if (view) return cb(0, this.fileStat(view));
         return cb(ERRNO.ENOENT);
       }),
       readdir: guard('readdir', (path, cb) => {
-        if (path !== '/') return cb(isFile(path) ? ERRNO.ENOTDIR : ERRNO.ENOENT);
-        return cb(0, [this.fileName], [this.fileStat()]);
+        if (path !== '/') return cb(viewOf(path) ? ERRNO.ENOTDIR : ERRNO.ENOENT);
+        return cb(0, this.views.map((v) => v.name), this.views.map((v) => this.fileStat(v)));
       }),
       statfs: guard('statfs', (_path, cb) => {
-        const blocks = Math.ceil(file.sizeBytes / BLOCK_SIZE);
+        const volumes = new Set(this.views.map((v) => v.volume));
+        const blocks = [...volumes].reduce((a, v) => a + Math.ceil(v.sizeBytes / BLOCK_SIZE), 0);
         const free = 0;
-        cb(0, { bsize: BLOCK_SIZE, frsize: BLOCK_SIZE, blocks, bfree: free, bavail: free, files: 2, ffree: 0, favail: 0, namemax: 255 });
+        cb(0, { bsize: BLOCK_SIZE, frsize: BLOCK_SIZE, blocks, bfree: free, bavail: free, files: this.views.length + 1, ffree: 0, favail: 0, namemax: 255 });
       }),
       open: guard('open', (path, flags, cb) => {
         if (path === '/') return cb(ERRNO.EISDIR);
-        if (!isFile(path)) return cb(ERRNO.ENOENT);
+        const view = viewOf(path);
+        if (!view) return cb(ERRNO.ENOENT);
         const acc = flags & O_ACCMODE;
-        if (!file.writable && (acc === O_WRONLY || acc === O_RDWR)) return cb(ERRNO.EROFS);
+        if (!view.writable && (acc === O_WRONLY || acc === O_RDWR)) return cb(ERRNO.EROFS);
         this.openHandles++;
         return cb(0, this.nextFd++);
       }),
@@ -213,13 +233,15 @@ export class FuseAdapter {
         cb(0);
       }),
       read: guard('read', (path, _fd, buf, len, pos, cb) => {
-        if (!isFile(path)) return cb(ERRNO.EBADF);
-        track((signal) => file.read(buf, len, pos, { signal }), (n) => cb(n), (e) => cb(e), 'read');
+        const view = viewOf(path);
+        if (!view) return cb(ERRNO.EBADF);
+        track((signal) => viewRead(view, buf, len, pos, { signal }), (n) => cb(n), (e) => cb(e), 'read');
       }),
       write: guard('write', (path, _fd, buf, len, pos, cb) => {
-        if (!isFile(path)) return cb(ERRNO.EBADF);
-        if (!file.writable) return cb(ERRNO.EROFS);
-        track((signal) => file.write(buf, len, pos, { signal }), (n) => cb(n), (e) => cb(e), 'write');
+        const view = viewOf(path);
+        if (!view) return cb(ERRNO.EBADF);
+        if (!view.writable) return cb(ERRNO.EROFS);
+        track((signal) => viewWrite(view, buf, len, pos, { signal }), (n) => cb(n), (e) => cb(e), 'write');
       }),
       truncate: guard('truncate', (path, size, cb) => cb(this.truncateErrno(path, size))),
       ftruncate: guard('ftruncate', (path, _fd, size, cb) => cb(this.truncateErrno(path, size))),
@@ -230,23 +252,21 @@ export class FuseAdapter {
 
   private truncateErrno(path: string, size: number): number {
     if (path === '/') return ERRNO.EISDIR;
-    if (!this.isFilePath(path)) return ERRNO.ENOENT;
-    if (!this.writable) return ERRNO.EROFS;
-    return size === this.opts.file.sizeBytes ? 0 : ERRNO.EINVAL;
+    const view = this.byPath.get(path);
+    if (!view) return ERRNO.ENOENT;
+    if (!view.writable) return ERRNO.EROFS;
+    return size === view.length ? 0 : ERRNO.EINVAL;
   }
 
   private syncOp(path: string, cb: (err: number) => void, op: string): void {
-    if (!this.isFilePath(path) || !this.writable) return cb(0);
+    const view = this.byPath.get(path);
+    if (!view || !view.writable) return cb(0);
     this.inFlight++;
-    void runWithDeadline(this.deadlineMs, (signal) => this.opts.file.flush({ signal }), (outcome) => {
+    void runWithDeadline(this.deadlineMs, (signal) => view.volume.flush({ signal }), (outcome) => {
       if (outcome.ok) return cb(0);
       this.logger.error({ op, err: errMessage(outcome.err) }, 'flush failed');
       cb(errnoOf(outcome.err));
     }).finally(() => this.inFlight--);
-  }
-
-  private isFilePath(path: string): boolean {
-    return path === this.filePath;
   }
 }
 

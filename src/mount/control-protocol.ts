@@ -25,6 +25,10 @@ export interface MountStatus {
   cacheSizeBytes: number;
   cachedBytes: number;
   openHandles: number;
+  /** The files of the mount's directory (whole disk first, then partitions). */
+  files?: { name: string; offsetBytes: number; sizeBytes: number; writable: boolean; partition?: number }[];
+  /** What the partition table said (scheme, notes on damage); 'off' with --no-partitions. */
+  partitionTable?: { scheme: string; notes: string[] };
   state: 'mounted' | 'unmounting' | 'committing' | 'stopped';
   stats: Record<string, number>;
 }

@@ -28,6 +28,7 @@ import { fuseDeviceFds, unmountPath, waitForFuseRelease } from './kernel-unmount
 import { findMount, type MountEntry } from './mountinfo.js';
 import type { MountConfig } from './mount-options.js';
 import { MountWatcher } from './mount-watcher.js';
+import { partitionViews, type PartitionTableStatus } from './partition-views.js';
 import type { MountRegistry } from './registry.js';
 
 /** What the daemon needs of src/writeback/writable-layer.ts (COMMON.md interface). */
@@ -93,6 +94,7 @@ export class MountDaemon {
     readonly adapter: FuseAdapter,
     readonly mount: FuseMount,
     readonly entry: MountEntry,
+    readonly partitionTable: PartitionTableStatus,
   ) {
     this.done = new Promise((r) => (this.resolveDone = r));
     this.watcher = new MountWatcher(config.mountpoint, entry.dev, () => {
@@ -134,8 +136,10 @@ export class MountDaemon {
     try {
       if (config.writable) layer = await openLayer(opened, config, deps);
       const file = makeVolumeFile(opened, layer?.writer, layer?.reader ?? opened.reader);
+      const { views, table } = await partitionViews(file, config.snapshotId, layer?.reader ?? opened.reader, { enabled: config.partitions !== false, logger });
       const adapter = new FuseAdapter({
         file,
+        views,
         snapshotId: config.snapshotId,
         allowOther: config.allowOther,
         uid: process.getuid?.() ?? 0,
@@ -150,7 +154,7 @@ export class MountDaemon {
       if (!entry) throw new Error(`the kernel does not show the mount at ${config.mountpoint}`);
       checkMountinfo(entry, settings, logger);
       logger.info({ mountpoint: config.mountpoint, options: mount.optionString, writable: config.writable, journal: layer?.journalDir }, 'mounted');
-      const daemon = new MountDaemon(config, deps, opened, layer, adapter, mount, entry);
+      const daemon = new MountDaemon(config, deps, opened, layer, adapter, mount, entry, table);
       try {
         await deps.registry.ensureDir();
         await daemon.control.listen();
@@ -198,6 +202,8 @@ export class MountDaemon {
       cacheSizeBytes: config.cacheSizeBytes,
       cachedBytes: opened.cache.cachedBytes,
       openHandles: this.adapter.openHandles,
+      files: this.adapter.views.map((v) => ({ name: v.name, offsetBytes: v.offset, sizeBytes: v.length, writable: v.writable, partition: v.partition })),
+      partitionTable: this.partitionTable,
       state: this.state,
       stats: opened.stats.snapshot(),
     };

@@ -25,6 +25,8 @@ export interface MountConfig {
   journalDir?: string;
   uploadConcurrency: number;
   discard: boolean;
+  /** Serve a file per partition next to the image (default true; --no-partitions). */
+  partitions?: boolean;
 }
 
 export const MOUNT_DEFAULTS = {

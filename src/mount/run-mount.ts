@@ -40,6 +40,7 @@ export interface MountArgv extends AwsArgs {
   journalDir?: string;
   uploadConcurrency?: number;
   discard?: boolean;
+  partitions?: boolean;
   daemonFd?: number;
 }
 
@@ -64,6 +65,7 @@ export function buildMountConfig(argv: MountArgv): MountConfig {
     journalDir: argv.journalDir ? resolve(argv.journalDir) : undefined,
     uploadConcurrency: parsePositiveInt(argv.uploadConcurrency ?? MOUNT_DEFAULTS.uploadConcurrency, 'upload-concurrency'),
     discard: Boolean(argv.discard),
+    partitions: argv.partitions !== false,
   };
   if (!config.writable && (config.description !== undefined || config.tags.length || config.journalDir !== undefined)) {
     throw new UserError('--description, --tag and --journal-dir apply only to --writable mounts', 2);

@@ -63,6 +63,8 @@ export function formatStatusTable(s: MountStatus): string {
     ['snapshot', s.snapshotId],
     ['mountpoint', s.mountpoint],
     ['image', s.imagePath],
+    ...(s.files && s.files.length > 1 ? [['partitions', s.files.filter((f) => f.partition !== undefined).map((f) => f.name).join(' ')] as [string, string]] : []),
+    ...(s.partitionTable && s.partitionTable.notes.length ? s.partitionTable.notes.map((n) => ['table note', n] as [string, string]) : []),
     ['volume size', `${s.volumeSizeGiB} GiB`],
     ['allocated', `${s.allocatedBlocks} blocks (${formatBytes(s.allocatedBlocks * 524288)})${s.allocatedBlocksFinal ? '' : ', counting'}`],
     ['mode', `${s.writable ? 'writable' : 'read-only'}${s.allowOther ? ', allow-other' : ''}${s.state !== 'mounted' ? ` (${s.state})` : ''}`],

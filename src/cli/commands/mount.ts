@@ -10,7 +10,7 @@ import { MOUNT_DEFAULTS } from '../../mount/mount-options.js';
 
 export const mountCommand: CommandModule<object, MountArgv> = {
   command: ['mount <snapshot> <mountpoint>', '$0 <snapshot> <mountpoint>'],
-  describe: 'Mount a snapshot as MOUNTPOINT/SNAPSHOT_ID.img (the default command)',
+  describe: 'Mount a snapshot as MOUNTPOINT/SNAPSHOT_ID.img, each partition as SNAPSHOT_ID-pN.img (the default command)',
   builder: (y: Argv) =>
     withAwsOptions(y)
       .positional('snapshot', { type: 'string', describe: 'snapshot id (snap-...)', demandOption: true })
@@ -29,6 +29,7 @@ export const mountCommand: CommandModule<object, MountArgv> = {
       .option('journal-dir', { type: 'string', describe: 'journal directory (--writable; default under ~/.local/state/ebsmount/journals)' })
       .option('upload-concurrency', { type: 'number', default: MOUNT_DEFAULTS.uploadConcurrency, describe: 'PutSnapshotBlock requests in flight at commit' })
       .option('discard', { type: 'boolean', default: false, describe: 'throw the writes away on unmount instead of committing (--writable)' })
+      .option('partitions', { type: 'boolean', default: true, describe: 'serve each partition of the disk as MOUNTPOINT/SNAPSHOT_ID-pN.img too (--no-partitions: only the whole disk)' })
       .option('daemon-fd', { type: 'number', hidden: true }) as unknown as Argv<MountArgv>,
   handler: (argv) => runMount(argv),
 };
