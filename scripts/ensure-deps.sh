@@ -24,6 +24,7 @@ command -v ntfs-3g >/dev/null    || need_pkgs+=(ntfs-3g)
 command -v mkfs.vfat >/dev/null  || need_pkgs+=(dosfstools)
 command -v mkfs.exfat >/dev/null || need_pkgs+=(exfatprogs)
 command -v fls >/dev/null        || need_pkgs+=(sleuthkit)
+command -v getfattr >/dev/null   || need_pkgs+=(attr)        # diff --files: xattrs
 if [ "${EBSMOUNT_NEED_FIO:-0}" = 1 ]; then command -v fio >/dev/null || need_pkgs+=(fio); fi
 # The tests also drive the local server with the AWS CLI, unmodified.
 if [ "${EBSMOUNT_NEED_AWSCLI:-0}" = 1 ]; then command -v aws >/dev/null || need_pkgs+=(awscli); fi

@@ -1,0 +1,48 @@
+/**
+ * How `ebsmount diff --files` prints a change: one line per difference, tab-separated like
+ * `git diff --name-status` with the partition added —
+ *   STATUS <TAB> PARTITION <TAB> PATH [<TAB> DETAILS]
+ * e.g. `M	p1	/etc/hosts	size 120 → 158`, `M	p1	/usr/bin/ls	content, timestamps unchanged`.
+ * PARTITION is `pN`, or `disk` for a disk without a partition table. A path holding a tab, a
+ * newline, a backslash, a double quote or another control character is quoted with C escapes, as
+ * git does. Pure.
+ */
+import type { TreeChange } from './tree-diff.js';
+
+export function quotePath(p: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (!/[\u0000-\u001f\u007f"\\]/.test(p)) return p;
+  const esc: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r', '"': '\\"', '\\': '\\\\' };
+  let out = '';
+  for (const ch of p) {
+    const code = ch.charCodeAt(0);
+    if (esc[ch]) out += esc[ch];
+    else if (code < 0x20 || code === 0x7f) out += `\\${code.toString(8).padStart(3, '0')}`;
+    else out += ch;
+  }
+  return `"${out}"`;
+}
+
+export function partitionLabel(number: number | undefined): string {
+  return number === undefined ? 'disk' : `p${number}`;
+}
+
+export function formatChange(c: TreeChange, partition: string): string {
+  const cols = [c.status, partition, quotePath(c.path)];
+  if (c.details.length) cols.push(c.details.join(', '));
+  return cols.join('\t');
+}
+
+/** The JSON object of one change. */
+export function changeJson(c: TreeChange, partition: string): Record<string, unknown> {
+  return {
+    status: c.status,
+    partition,
+    path: c.path,
+    ...(c.typeA ? { typeA: c.typeA } : {}),
+    ...(c.typeB ? { typeB: c.typeB } : {}),
+    details: c.details,
+    ...(c.timestampsUnchanged ? { timestampsUnchanged: true } : {}),
+    ...(c.sha256 ? { sha256: c.sha256 } : {}),
+  };
+}
