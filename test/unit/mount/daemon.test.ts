@@ -59,7 +59,8 @@ describe('MountDaemon (in-process, real FUSE)', () => {
     const api = new MemoryEbsApi();
     const blocks = randomBlocks([0, 3, 2047]);
     const snap = api.createCompletedSnapshot(blocks, 1);
-    const { d, mnt, registry } = await start(api, snap, 'a');
+    // No partition files: reading the table would fetch block 0, and this test counts requests.
+    const { d, mnt, registry } = await start(api, snap, 'a', { partitions: false });
     const img = join(mnt, `${snap}.img`);
 
     assert.deepEqual(await readdir(mnt), [`${snap}.img`]);
