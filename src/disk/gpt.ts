@@ -8,8 +8,10 @@
  *   signature, bad size, bad CRC, wrong own-LBA, absurd entry count or size, entry array outside
  *   the disk, entry array CRC). Never throws for bad bytes; reads the header sector and the
  *   entry array only.
- * - `readGptTable(src)` tries the primary, then (unless `tryBackup: false`) the backup (at the LBA the primary names when
- *   readable, else the disk's last sector). Unused entries (zero type GUID) are skipped; an entry
+ * - `readGptTable(src)` tries the primary, then (unless `tryBackup: false`) the backup: at the LBA
+ *   the primary names when readable, at the disk's last sector, and at `backupHints` (the end of
+ *   the protective MBR entry: where the disk ended for the tool that wrote the table — an image
+ *   imported into a larger volume keeps its backup GPT there). Unused entries (zero type GUID) are skipped; an entry
  *   whose last LBA precedes its first, or that ends past the disk's end, is left out with a note;
  *   one outside the usable range is kept with a note; overlaps are noted. Null when neither
  *   header is usable (the reasons are in `notes`).
@@ -89,7 +91,7 @@ export interface GptTable {
   partitions: Partition[];
 }
 
-export async function readGptTable(src: ByteSource, notes: string[], opts: { tryBackup?: boolean } = {}): Promise<GptTable | null> {
+export async function readGptTable(src: ByteSource, notes: string[], opts: { tryBackup?: boolean; backupHints?: number[] } = {}): Promise<GptTable | null> {
   const diskSectors = Math.floor(src.sizeBytes / SECTOR_SIZE);
   const lastLba = diskSectors - 1;
   const primary = await readGptHeader(src, 1);
@@ -101,7 +103,7 @@ export async function readGptTable(src: ByteSource, notes: string[], opts: { try
     notes.push(`no usable GPT: primary header at LBA 1: ${primary.problem}`);
     return null;
   } else {
-    const candidates = [...new Set([primary.backupLba, lastLba].filter((x): x is number => x !== undefined && x > 1 && x < diskSectors))];
+    const candidates = [...new Set([primary.backupLba, lastLba, ...(opts.backupHints ?? [])].filter((x): x is number => x !== undefined && x > 1 && x < diskSectors))];
     let found: GptHeader | undefined;
     const problems: string[] = [];
     for (const lba of candidates) {

@@ -35,7 +35,8 @@ export async function readPartitionTable(src: ByteSource): Promise<PartitionTabl
   const protective = mbr.signature && mbr.entries.some((e) => e.type === 0xee);
 
   if (protective) {
-    const gpt = await readGptTable(src, notes);
+    const hints = mbr.entries.filter((e) => e.type === 0xee && e.sectors > 0).map((e) => e.firstLba + e.sectors - 1);
+    const gpt = await readGptTable(src, notes, { backupHints: hints });
     if (!gpt) return empty();
     const others = mbr.entries.filter((e) => e.type !== 0xee);
     if (others.length) notes.push(`hybrid MBR: ${others.length} MBR entr${others.length === 1 ? 'y' : 'ies'} besides the protective one; the GPT is used`);

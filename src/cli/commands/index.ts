@@ -9,9 +9,10 @@ import { serveCommand } from './serve.js';
 import { commitCommand } from './commit.js';
 import { journalsCommand } from './journals.js';
 import { inspectCommand } from './inspect.js';
+import { browseCommand } from './browse.js';
 import { diffCommand } from './diff.js';
 
 export const commands: CommandModule<any, any>[] = [
-  mountCommand, unmountCommand, statusCommand, inspectCommand, importCommand, exportCommand, serveCommand,
+  mountCommand, unmountCommand, statusCommand, inspectCommand, browseCommand, importCommand, exportCommand, serveCommand,
   commitCommand, journalsCommand, diffCommand,
 ];

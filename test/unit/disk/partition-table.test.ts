@@ -78,6 +78,17 @@ describe('GPT', () => {
     });
   }
 
+  test('a disk larger than the table was written for: the backup is found at the protective MBR entry\'s end', async () => {
+    const small = disk();
+    threePartGpt(small);
+    small.fill(0, 512, 1024);
+    const big = Buffer.concat([small, Buffer.alloc(8 * MiB)]);
+    const t = await readPartitionTable(bufferSource(big));
+    assert.equal(t.gpt?.header, 'backup');
+    assert.deepEqual(t.partitions.map((p) => p.number), [1, 14, 15]);
+    assert.match(t.notes[0]!, /using the backup GPT at LBA 16383/);
+  });
+
   test('both headers damaged: no partitions, one note with both reasons', async () => {
     const d = disk();
     threePartGpt(d);
