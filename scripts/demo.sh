@@ -2,24 +2,24 @@
 # `npm run demo`: the main job end to end on the embedded default, no AWS account needed.
 #   1. start `ebsmount serve` (a local, disk-backed EBS direct API server) on a free port
 #   2. build a sample ext4 disk image with mkfs.ext4 and import it as a snapshot
-#   3. mount the snapshot with ebsmount, loop-mount the image read-only, list and read files
-#   4. show `ebsmount status`, then clean everything up (also on failure or Ctrl-C)
+#   3. inspect it (partition table, filesystems) without mounting
+#   4. browse it: ebsmount mounts the snapshot and its filesystem read-only; list and read files
+#   5. show `ebsmount status`, then clean everything up (also on failure or Ctrl-C)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 if [ "$(id -u)" != 0 ]; then
-  echo "demo: loop-mounting the image needs root: run 'sudo npm run demo'" >&2
+  echo "demo: browsing mounts filesystems and attaches loop devices: run 'sudo npm run demo'" >&2
   exit 1
 fi
 
 EBSMOUNT=(node "$PWD/dist/src/cli/main.js")
 work=$(mktemp -d /tmp/ebsmount-demo.XXXXXX)
-server_pid="" ; mnt="$work/mnt" ; fsmnt="$work/fs"
+server_pid="" ; fsmnt="$work/evidence"
 cleanup() {
   set +e
-  mountpoint -q "$fsmnt" 2>/dev/null && umount "$fsmnt"
-  mountpoint -q "$mnt" 2>/dev/null && "${EBSMOUNT[@]}" unmount "$mnt" >/dev/null 2>&1
-  mountpoint -q "$mnt" 2>/dev/null && umount -l "$mnt"
+  mountpoint -q "$fsmnt" 2>/dev/null && "${EBSMOUNT[@]}" unmount "$fsmnt" >/dev/null 2>&1
+  mountpoint -q "$fsmnt" 2>/dev/null && umount -l "$fsmnt"
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   rm -rf "$work"
 }
@@ -49,23 +49,21 @@ step "Importing it as a snapshot (ebsmount import)"
 snap=$("${EBSMOUNT[@]}" import "$work/disk.img" --description "ebsmount demo")
 echo "snapshot: $snap"
 
-step "Mounting the snapshot (ebsmount $snap $mnt)"
-mkdir -p "$mnt" "$fsmnt"
-"${EBSMOUNT[@]}" "$snap" "$mnt"
-ls -l "$mnt"
+step "What is in it, without mounting (ebsmount inspect)"
+"${EBSMOUNT[@]}" inspect "$snap"
 
-step "Loop-mounting the image read-only (mount -o ro,loop,noload)"
-mount -o ro,loop,noload "$mnt/$snap.img" "$fsmnt"
-find "$fsmnt" -path "$fsmnt/lost+found" -prune -o -print | sed "s|^$fsmnt|/|" | sort
+step "Browsing it read-only, forensic-safe (ebsmount browse $snap $fsmnt)"
+mkdir -p "$fsmnt"
+"${EBSMOUNT[@]}" browse "$snap" "$fsmnt"
+find "$fsmnt" -mindepth 1 -path "$fsmnt/lost+found" -prune -o -print | sed "s|^$fsmnt||" | sort
 echo
 echo "cat /home/alice/notes.txt:"
 cat "$fsmnt/home/alice/notes.txt"
 cmp "$fsmnt/home/alice/data.bin" "$work/tree/home/alice/data.bin" && echo "data.bin (20 MiB) is identical to the source"
 
 step "What it cost (ebsmount status)"
-"${EBSMOUNT[@]}" status "$mnt"
+"${EBSMOUNT[@]}" status
 
-step "Unmounting"
-umount "$fsmnt"
-"${EBSMOUNT[@]}" unmount "$mnt"
+step "Unmounting (ebsmount unmount $fsmnt: the filesystem, its loop device, the snapshot mount)"
+"${EBSMOUNT[@]}" unmount "$fsmnt"
 echo "demo finished: everything is unmounted and cleaned up"
