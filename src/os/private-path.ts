@@ -10,7 +10,8 @@
  * - `openPrivateFile(path, flags)`: opens with O_NOFOLLOW (a symlink is refused, ELOOP), and
  *   O_CREAT | O_EXCL with mode 0600 when `create` is 'new'; checks the opened descriptor the same
  *   way (fstat: no race between check and use). Returns the fd.
- * - `ensurePrivateDir(path)`: mkdir 0700 if missing (parents too), then checkPrivateDir.
+ * - `ensurePrivateDir(path)`: mkdir 0700 if missing (parents too), then checkPrivateDir (so an
+ *   existing file is 'a regular file, expected a directory', not EEXIST).
  */
 import { closeSync, constants as C, fstatSync, lstatSync, mkdirSync, openSync, type Stats } from 'node:fs';
 
@@ -51,7 +52,12 @@ export function checkPrivateFile(path: string): void {
 }
 
 export function ensurePrivateDir(path: string): void {
-  mkdirSync(path, { recursive: true, mode: 0o700 });
+  try {
+    lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(path, { recursive: true, mode: 0o700 });
+  }
   checkPrivateDir(path);
 }
 

@@ -2,9 +2,9 @@
  * ProcessLock: an exclusive lock on a file, held by this process until it releases it or dies.
  * Below everything (imports only node:, better-sqlite3 and ./private-path).
  *
- * How: the kernel holds it. The lock file is a tiny SQLite database opened in
- * `locking_mode=EXCLUSIVE`; after one committed write SQLite keeps its fcntl write lock until the
- * connection closes. So a crash or kill -9 releases it (the kernel drops a dead process's locks),
+ * How: the kernel holds it. The lock file is an (empty) SQLite database; the connection opens an
+ * exclusive transaction (`locking_mode=EXCLUSIVE`, `BEGIN EXCLUSIVE`) and never ends it, so
+ * SQLite holds its fcntl write lock until the connection closes; nothing is ever written. So a crash or kill -9 releases it (the kernel drops a dead process's locks),
  * a pid reused after a reboot cannot make it look held (no pid file is trusted), and of two racing
  * starts the kernel grants it to exactly one. Node has no flock(2); SQLite is already a dependency
  * (the server's metadata), and its unix VFS guards its own connections from fcntl's pitfall
@@ -43,11 +43,7 @@ export function acquireProcessLock(path: string): ProcessLock {
   try {
     db = new Database(path, { timeout: 0 });
     db.pragma('locking_mode = EXCLUSIVE');
-    db.exec('BEGIN EXCLUSIVE');
-    db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL, since INTEGER NOT NULL)');
-    db.exec('DELETE FROM holder');
-    db.prepare('INSERT INTO holder (pid, since) VALUES (?, ?)').run(process.pid, Date.now());
-    db.exec('COMMIT'); // in EXCLUSIVE mode the write lock stays until close
+    db.exec('BEGIN EXCLUSIVE'); // never committed: writes nothing, holds the write lock until close
   } catch (err) {
     db?.close();
     const code = (err as { code?: string }).code;

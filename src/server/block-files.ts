@@ -5,24 +5,30 @@
  * - A block is stored once whatever number of snapshots (a whole lineage) reference it: `put` of
  *   content already stored (or being stored by a concurrent request) writes nothing.
  * - `put` resolves once the block file is durable: written with O_DSYNC straight to its final
- *   name (3 thread-pool operations: open, write, close — the hot path of PutSnapshotBlock). The new
+ *   name (3 thread-pool operations: open, write, close — the hot path of PutSnapshotBlock), mode
+ *   0600 in 0700 directories, O_EXCL | O_NOFOLLOW (a leftover file is removed and written anew). The new
  *   directory entry is fsync'ed by `syncDirs()`, which the metadata log runs before every flush,
  *   so a durable metadata record never names a block lost by a crash.
  *   No temp file + rename is needed: the metadata log is the only source of truth, and a block
  *   file is referenced only after `put` resolved. A file torn by a crash is never referenced, and
- *   after a restart content the log does not know is written again from scratch (O_TRUNC);
+ *   after a restart content the log does not know is written again from scratch;
  *   content the log knows is never rewritten, so readers never see a partial file.
  * - The all-zero block is never written: it is served from memory.
  * - `read` fills a caller's buffer (the caller may modify it; the zero block included).
- * - No synchronous fs calls; temp files of older versions are removed at `init`.
+ * - A hash becomes a path only if it is 64 lowercase hex digits (`pathOf` throws otherwise).
+ * - No synchronous fs calls after `init`; temp files of older versions are removed at `init`.
  */
 import { close as closeCb, constants as fsConstants, open as openCb, read as readCb, write as writeCb } from 'node:fs';
 import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BLOCK_SIZE, ZERO_BLOCK_SHA256 } from '../ebs/constants.js';
+import { ensurePrivateDir } from '../os/private-path.js';
 import type { Logger } from '../util/log.js';
 
 export const ZERO_SHA_HEX = Buffer.from(ZERO_BLOCK_SHA256, 'base64').toString('hex');
+const SHA_HEX = /^[0-9a-f]{64}$/;
+/** New block files: never through a symlink, never over an existing file, durable on write. */
+const CREATE_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW | fsConstants.O_DSYNC;
 
 export class BlockFiles {
   private readonly known = new Set<string>();
@@ -37,7 +43,7 @@ export class BlockFiles {
   ) {}
 
   async init(): Promise<void> {
-    await mkdir(this.root, { recursive: true });
+    ensurePrivateDir(this.root);
     // Remove temp files a crash left behind (in the background: startup does not wait for it).
     void this.removeTempFiles().catch((err: unknown) => this.logger.warn({ err }, 'could not clean temp block files'));
   }
@@ -57,7 +63,9 @@ export class BlockFiles {
     return this.stored;
   }
 
+  /** The file of a block; throws unless `shaHex` is 64 lowercase hex digits (never a path). */
   pathOf(shaHex: string): string {
+    if (!SHA_HEX.test(shaHex)) throw new Error(`not a block hash: ${JSON.stringify(shaHex.slice(0, 80))}`);
     return join(this.root, shaHex.slice(0, 2), shaHex);
   }
 
@@ -74,7 +82,7 @@ export class BlockFiles {
   async read(shaHex: string, into: Buffer = Buffer.allocUnsafe(BLOCK_SIZE)): Promise<Buffer> {
     if (into.length !== BLOCK_SIZE) throw new RangeError('read: buffer must be one block');
     if (shaHex === ZERO_SHA_HEX) return into.fill(0);
-    const fd = await cbOpen(this.pathOf(shaHex), fsConstants.O_RDONLY);
+    const fd = await cbOpen(this.pathOf(shaHex), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
     try {
       let off = 0;
       while (off < BLOCK_SIZE) {
@@ -97,14 +105,22 @@ export class BlockFiles {
   }
 
   private async write(shaHex: string, data: Buffer): Promise<void> {
+    const final = this.pathOf(shaHex);
     const dir = join(this.root, shaHex.slice(0, 2));
     if (!this.madeDirs.has(dir)) {
-      await mkdir(dir, { recursive: true });
+      await mkdir(dir, { recursive: true, mode: 0o700 });
       this.madeDirs.add(dir);
       this.unsyncedDirs.add(this.root);
     }
-    const final = join(dir, shaHex);
-    const fd = await cbOpen(final, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_DSYNC, 0o644);
+    let fd: number;
+    try {
+      fd = await cbOpen(final, CREATE_FLAGS, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // A file the metadata never referenced (a crash between write and record): write it anew.
+      await rm(final, { force: true });
+      fd = await cbOpen(final, CREATE_FLAGS, 0o600);
+    }
     try {
       let off = 0;
       while (off < data.length) off += await cbWrite(fd, data, off, data.length - off, off);

@@ -26,7 +26,8 @@
  *    kmsKeyArn?, timeout, at}   {t:'put', id, i, sha, at}   {t:'status', id, status, at, why?}
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { closeSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BLOCKS_PER_GIB,
@@ -39,9 +40,11 @@ import {
   MIN_VOLUME_GIB,
 } from '../ebs/constants.js';
 import { Reason } from '../ebs/errors.js';
+import { openPrivateFile } from '../os/private-path.js';
 import { acquireProcessLock, LockBusyError, type ProcessLock } from '../os/process-lock.js';
 import type { Logger } from '../util/log.js';
 import { BlockFiles, fsyncDir } from './block-files.js';
+import { loadSecret, prepareDataDir } from './data-dir.js';
 import { MetadataLog } from './metadata-log.js';
 import { mergeSorted, sortedKeys, unionSorted } from './pagination.js';
 import { ApiError, notFound, validation } from './wire.js';
@@ -49,6 +52,7 @@ import { ApiError, notFound, validation } from './wire.js';
 export type SnapshotStatus = 'pending' | 'completed' | 'error';
 export const OWNER_ID = '111122223333';
 const WELL_FORMED_ID = /^snap-[0-9a-f]{1,32}$/;
+const SHA_HEX = /^[0-9a-f]{64}$/;
 const LOCK_FILE = 'serve.lock';
 const LEGACY_PID_FILE = 'serve.pid';
 
@@ -150,10 +154,10 @@ export class ServerStore {
 
   static async open(opts: StoreOptions): Promise<ServerStore> {
     const dir = opts.dataDir;
-    await mkdir(dir, { recursive: true });
-    const lock = lockDataDir(dir);
+    const realDir = prepareDataDir(dir);
+    const lock = lockDataDir(realDir);
     try {
-      return await ServerStore.load(opts, lock);
+      return await ServerStore.load({ ...opts, dataDir: realDir }, lock);
     } catch (err) {
       lock.release();
       throw err;
@@ -166,6 +170,7 @@ export class ServerStore {
     const secret = await loadSecret(join(dir, 'secret'));
     const blocks = new BlockFiles(join(dir, 'blocks'), opts.logger);
     await blocks.init();
+    closeSync(openPrivateFile(join(dir, 'metadata.log'), 'rw', 'maybe')); // ours, 0600, no symlink
     const { log, records, skipped, truncatedBytes } = await MetadataLog.open<LogRecord>(join(dir, 'metadata.log'), {
       beforeFlush: () => blocks.syncDirs(),
     });
@@ -440,6 +445,7 @@ export class ServerStore {
   }
 
   private applyStart(r: Extract<LogRecord, { t: 'start' }>): Snapshot {
+    if (typeof r.id !== 'string' || !WELL_FORMED_ID.test(r.id)) throw new Error('invalid snapshot id in a start record');
     const parent = r.parent !== undefined ? this.snapshots.get(r.parent) : undefined;
     if (r.parent !== undefined && !parent) throw new Error(`unknown parent ${r.parent}`);
     const encrypted = Boolean(r.encrypted) || Boolean(parent?.meta.encrypted);
@@ -456,6 +462,8 @@ export class ServerStore {
   }
 
   private applyPut(r: Extract<LogRecord, { t: 'put' }>): void {
+    if (typeof r.sha !== 'string' || !SHA_HEX.test(r.sha)) throw new Error(`invalid block hash in a put record of ${r.id}`);
+    if (!Number.isInteger(r.i) || r.i < 0) throw new Error(`invalid block index in a put record of ${r.id}`);
     const snap = this.snapshots.get(r.id);
     if (!snap) throw new Error(`put into unknown snapshot ${r.id}`);
     snap.own.set(r.i, r.sha);
@@ -525,19 +533,4 @@ function lockDataDir(dir: string): ProcessLock {
     }
     throw err;
   }
-}
-
-/** The token secret: created once (atomically, durably), then reused so tokens survive restarts. */
-async function loadSecret(path: string): Promise<Buffer> {
-  const existing = await readFile(path).catch(() => undefined);
-  if (existing && existing.length === 32) return existing;
-  const secret = randomBytes(32);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o600);
-  await fh.writeFile(secret);
-  await fh.sync();
-  await fh.close();
-  await rename(tmp, path);
-  await fsyncDir(join(path, '..'));
-  return secret;
 }

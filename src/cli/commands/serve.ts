@@ -119,16 +119,23 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
     });
     const { startEbsServer } = await import('../../server/http-server.js');
     const { DataDirInUseError } = await import('../../server/store.js');
+    const { UnsafePathError } = await import('../../os/private-path.js');
     let server: Awaited<ReturnType<typeof startEbsServer>>;
     try {
       server = await startEbsServer({ ...opts, logger });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (err instanceof DataDirInUseError) throw new UserError(`serve: ${opts.dataDir}: ${err.message}`, 1);
+      if (err instanceof UnsafePathError) throw new UserError(`serve: ${err.message}`, 1);
       if (code === 'EADDRINUSE') throw new UserError(`serve: ${opts.host}:${opts.port} is already in use`, 1);
       if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UserError(`serve: cannot listen on ${opts.host}`, 1);
-      if (code === 'EACCES' || code === 'EPERM' || code === 'ENOTDIR' || code === 'EROFS' || code === 'ENOSPC') {
-        throw new UserError(`serve: cannot use ${opts.dataDir} or ${opts.host}:${opts.port}: ${(err as Error).message}`, 1);
+      if (code === 'EACCES' || code === 'EPERM') {
+        const path = (err as NodeJS.ErrnoException).path;
+        throw new UserError(`serve: ${path !== undefined ? `cannot use ${path}` : `cannot listen on ${opts.host}:${opts.port}`}: permission denied`, 1);
+      }
+      if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+        // Anything else the system refused (ENOTDIR, EROFS, ENOSPC, EEXIST, ELOOP...): one line.
+        throw new UserError(`serve: cannot use ${opts.dataDir}: ${(err as Error).message}`, 1);
       }
       throw err;
     }
