@@ -7,6 +7,10 @@
  * newline, a backslash, a double quote or another control character is quoted with C escapes, as
  * git does. Pure.
  */
+import { GIB } from '../ebs/constants.js';
+import { formatBytes } from '../util/format.js';
+import { usd } from './block-report.js';
+import type { FileDiffSummary } from './run-file-diff.js';
 import type { TreeChange } from './tree-diff.js';
 
 export function quotePath(p: string): string {
@@ -45,4 +49,24 @@ export function changeJson(c: TreeChange, partition: string): Record<string, unk
     ...(c.timestampsUnchanged ? { timestampsUnchanged: true } : {}),
     ...(c.sha256 ? { sha256: c.sha256 } : {}),
   };
+}
+
+/** The summary `diff --files` prints after the changes (stderr): counts, filesystems, what it cost. */
+export function formatFilesSummary(snapA: string, snapB: string, s: FileDiffSummary): string {
+  const order = ['A', 'D', 'M', 'T', 'm'];
+  const counts = order.filter((k) => s.byStatus[k]).map((k) => `${k} ${s.byStatus[k]}`).join(', ');
+  const fss = s.filesystems
+    .map((f) => `${partitionLabel(f.partition)} ${f.type} (${f.compared === 'extents' ? 'extents checked' : f.compared === 'metadata' ? 'metadata walk' : 'not compared'})`)
+    .join(', ');
+  const t = s.fetched.total;
+  const volume = s.volumeSizeGiB * GIB;
+  const share = volume > 0 ? ` = ${((100 * t.bytesFetched) / volume).toFixed(2)} % of the ${s.volumeSizeGiB} GiB volume` : '';
+  const lines = [
+    `ebsmount diff --files ${snapA} → ${snapB}: ${s.changes} difference${s.changes === 1 ? '' : 's'}${counts ? ` (${counts})` : ''}` +
+      `${fss ? ` in ${fss}` : ''}${s.changedBlocks !== null ? `; ${s.changedBlocks} changed blocks` : ''}`,
+    `read ${s.walk.filesRead} file${s.walk.filesRead === 1 ? '' : 's'} (${formatBytes(s.walk.bytesRead)}) to compare content; extents of ${s.walk.extentChecks} checked`,
+    `fetched ${t.blocksFetched} blocks (${formatBytes(t.bytesFetched)}${share}) in ${t.getRequests} GetSnapshotBlock and ${t.listRequests} list requests: ` +
+      `${usd(t.costUsd)} at list prices`,
+  ];
+  return lines.join('\n') + '\n';
 }
