@@ -2,23 +2,26 @@
  * openSnapshotFilesystems: a snapshot's filesystems mounted read-only for the file diff (root).
  *
  * Steps: mount the snapshot with ebsmount's own daemon (spawnDaemon: the same path as
- * `ebsmount SNAP MNT`, partition files included) in a private 0700 directory; ask the daemon which
- * files it serves (status: whole disk, SNAP-pN.img per partition); probe each file's filesystem
- * (src/disk/fs-probe.ts: reads its superblock through the mount); attach the recognised ones to
- * read-only loop devices and mount them `ro,nodev,nosuid,noexec` plus the options that keep a
- * read-only device untouched (ext4 `noload`, xfs `norecovery,nouuid`, btrfs `rescue=nologreplay`,
- * as DESIGN §4 and browse). Other filesystems are listed with the reason, never mounted.
+ * `ebsmount SNAP MNT`, partition files included) in a private 0700 directory; read its partition
+ * table and superblocks through the whole-disk file (src/disk inspectDisk); plan and mount exactly
+ * as `ebsmount browse` does (browse's mount-plan.ts and system.ts: a read-only loop device on each
+ * partition's own file, `ro,nodev,nosuid,noexec` plus ext4 `noload`, xfs `norecovery,nouuid`,
+ * btrfs `rescue=nologreplay`, NTFS through ntfs-3g). What cannot be mounted is listed with the
+ * reason, never a failure.
  *
- * Interim, said plainly: one daemon per snapshot (multi-snapshot mounts with a lineage-shared cache
- * are not on main yet), and the loop + mount steps here are the few lines browse will share once it
- * lands. `close()` undoes everything in reverse order and never throws (what it could not undo is
- * returned as notes); `status()` is the daemon's counters (blocks fetched, requests).
+ * Interim, said plainly: one daemon per snapshot (multi-snapshot mounts with a lineage-shared
+ * cache are not on main yet). `close()` undoes everything in reverse order and never throws (what
+ * it could not undo comes back as notes); `status()` is the daemon's counters (blocks fetched,
+ * requests).
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { planBrowse } from '../browse/mount-plan.js';
+import { firstLine, kernelFilesystems, loopAttach, loopDetach, mountDevice, onPath } from '../browse/system.js';
 import { openFileSource } from '../disk/byte-source.js';
-import { probeFilesystem, type FilesystemInfo } from '../disk/fs-probe.js';
+import { inspectDisk } from '../disk/inspect-disk.js';
+import type { FilesystemInfo } from '../disk/fs-probe.js';
 import { UserError } from '../errors/user-error.js';
 import { controlRequest } from '../mount/control-client.js';
 import type { MountStatus } from '../mount/control-protocol.js';
@@ -57,15 +60,6 @@ export interface OpenOptions {
   registry?: MountRegistry;
 }
 
-const MOUNT_OPTIONS: Record<string, { type: string; options: string[] }> = {
-  ext2: { type: 'ext4', options: ['noload'] },
-  ext3: { type: 'ext4', options: ['noload'] },
-  ext4: { type: 'ext4', options: ['noload'] },
-  xfs: { type: 'xfs', options: ['norecovery', 'nouuid'] },
-  btrfs: { type: 'btrfs', options: ['rescue=nologreplay'] },
-};
-const SAFE = ['ro', 'nodev', 'nosuid', 'noexec'];
-
 export async function openSnapshotFilesystems(snapshotId: string, label: string, o: OpenOptions): Promise<SnapshotFilesystems> {
   const registry = o.registry ?? new MountRegistry();
   const base = await mkdtemp(join(tmpdir(), `ebsmount-diff-${label}-`));
@@ -95,33 +89,31 @@ export async function openSnapshotFilesystems(snapshotId: string, label: string,
     const status = async () => (await collectStatus(registry, fuseDir))[0];
     const st = await status();
     if (!st) throw new UserError(`the mount of ${snapshotId} at ${fuseDir} does not answer`);
-    const files = st.files ?? [{ name: `${snapshotId}.img`, offsetBytes: 0, sizeBytes: st.sizeBytes, writable: false }];
-    const candidates = files.some((f) => f.partition !== undefined) ? files.filter((f) => f.partition !== undefined) : files.slice(0, 1);
+    const report = await readDisk(join(fuseDir, `${snapshotId}.img`));
+    const machine = { kernelFilesystems: await kernelFilesystems(), ntfs3g: onPath('ntfs-3g') };
+    const targets = planBrowse(snapshotId, report, machine, { replay: false, partition: o.partition });
+    const starts = new Map(report.partitions.map((p) => [p.partition.number, p.partition.startBytes]));
     const filesystems: MountedFilesystem[] = [];
-    for (const f of candidates) {
-      if (o.partition !== undefined && f.partition !== o.partition) continue;
-      const path = join(fuseDir, f.name);
-      const src = await openFileSource(path);
-      let fs: FilesystemInfo;
-      try {
-        fs = await probeFilesystem(src);
-      } finally {
-        await src.close();
-      }
-      const entry: MountedFilesystem = { partition: f.partition, startBytes: f.offsetBytes, filesystem: fs };
+    for (const t of targets) {
+      const entry: MountedFilesystem = { partition: t.partition, startBytes: t.partition === undefined ? 0 : starts.get(t.partition)!, filesystem: t.filesystem };
       filesystems.push(entry);
-      const how = MOUNT_OPTIONS[fs.type];
-      if (!how) {
-        entry.skip = fs.type === 'unknown' ? 'no filesystem recognised' : `${fs.type}: not compared (ext2/3/4, xfs and btrfs are)`;
+      if (!t.mount) {
+        entry.skip = t.skip;
         continue;
       }
-      const dev = await loopAttach(path);
-      undo.push({ what: `detach ${dev}`, fn: () => loopDetach(dev) });
-      const dir = join(base, f.partition === undefined ? 'disk' : `p${f.partition}`);
+      let dev: string;
+      try {
+        dev = await loopAttach(join(fuseDir, t.fileName), true);
+      } catch (err) {
+        entry.skip = (err as Error).message;
+        continue;
+      }
+      undo.push({ what: `detach ${dev}`, fn: async () => void (await loopDetach(dev)) });
+      const dir = join(base, t.label);
       await mkdir(dir, { mode: 0o700 });
-      const m = await runTool('mount', ['-t', how.type, '-o', [...SAFE, ...how.options].join(','), dev, dir]);
+      const m = await mountDevice(t.mount.helper, t.mount.type, t.mount.options, dev, dir);
       if (m.code !== 0) {
-        entry.skip = `mount failed: ${m.stderr.trim().split('\n')[0] ?? `exit ${m.code}`}`;
+        entry.skip = `mount failed: ${firstLine(m.stderr) || `exit ${m.code}`}`;
         continue;
       }
       undo.push({ what: `unmount ${dir}`, fn: () => umount(dir) });
@@ -134,15 +126,13 @@ export async function openSnapshotFilesystems(snapshotId: string, label: string,
   }
 }
 
-async function loopAttach(file: string): Promise<string> {
-  const r = await runTool('losetup', ['-r', '-f', '--show', file]);
-  if (r.code !== 0) throw new UserError(`losetup ${file}: ${r.stderr.trim().split('\n')[0]}`);
-  return r.stdout.trim();
-}
-
-async function loopDetach(dev: string): Promise<void> {
-  const r = await runTool('losetup', ['-d', dev]);
-  if (r.code !== 0) throw new Error(r.stderr.trim());
+async function readDisk(imagePath: string) {
+  const src = await openFileSource(imagePath);
+  try {
+    return await inspectDisk(src);
+  } finally {
+    await src.close();
+  }
 }
 
 async function umount(dir: string): Promise<void> {
