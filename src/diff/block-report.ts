@@ -60,15 +60,15 @@ export function formatBlockDiff(r: BlockDiffReport): string {
   const ranges = c.ranges();
   if (ranges.length > 0) {
     lines.push(`ranges (${ranges.length}, consecutive blocks merged; block size ${BLOCK_SIZE}):`);
-    const w = String(ranges[ranges.length - 1]!.last).length;
-    for (const g of ranges) {
+    const labels = ranges.map((g) => (g.first === g.last ? String(g.first) : `${g.first}–${g.last}`));
+    const w = Math.max(...labels.map((l) => l.length));
+    ranges.forEach((g, i) => {
       const n = g.last - g.first + 1;
-      const blocks = g.first === g.last ? String(g.first).padStart(w) : `${g.first}–${g.last}`;
       lines.push(
-        `  ${blocks.padEnd(2 * w + 1)}  ${String(n).padStart(6)} block${n === 1 ? ' ' : 's'}  ${formatBytes(n * BLOCK_SIZE).padStart(10)}` +
+        `  ${labels[i]!.padEnd(w)}  ${String(n).padStart(6)} block${n === 1 ? ' ' : 's'}  ${formatBytes(n * BLOCK_SIZE).padStart(10)}` +
           `  bytes ${g.first * BLOCK_SIZE}–${(g.last + 1) * BLOCK_SIZE - 1}`,
       );
-    }
+    });
   }
   const t = r.partitionTable;
   if (t?.counts && t.counts.partitions.length > 0) {
