@@ -10,7 +10,8 @@
  *    offsets, no kernel partition support needed), DIR/pN (or DIR for a bare disk or with
  *    --partition), the forensic-safe mount. Every step is recorded before the next starts.
  *    A partition that fails to mount is listed with the kernel's reason, never a failed browse.
- * 4. Prints the table (browse-format.ts). Any failure before that undoes everything (run-unbrowse).
+ * 4. Prints the table (browse-format.ts). Any failure before that undoes everything (run-unbrowse),
+ *    and so does Ctrl-C / SIGTERM (at the end of the step in progress).
  */
 import { mkdir, rmdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -62,9 +63,17 @@ export async function runBrowse(argv: BrowseArgv, records = new BrowseRecords())
   await mkdir(rec.fuseMountpoint, { recursive: true, mode: 0o700 });
   await chmod(runtimeDir, 0o700);
   await records.save(rec);
+  let interrupted: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => (interrupted ??= sig);
+  const check = () => {
+    if (interrupted) throw new UserError(`interrupted (${interrupted}): everything browse had mounted is undone`, 130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     await startDaemon(rec, argv);
     await records.save(rec);
+    check();
     const report = await readReport(rec);
     rec.notes.push(...report.table.notes);
     const machine = { kernelFilesystems: await kernelFilesystems(), ntfs3g: onPath('ntfs-3g') };
@@ -76,12 +85,24 @@ export async function runBrowse(argv: BrowseArgv, records = new BrowseRecords())
       }
       targets = targets.map((t) => ({ ...t, subdir: '' }));
     }
-    for (const t of targets) await mountTarget(rec, t, records);
+    for (const t of targets) {
+      check();
+      await mountTarget(rec, t, records);
+    }
+    check();
     rec.state = 'mounted';
     await records.save(rec);
   } catch (err) {
-    await undoBrowse(rec, records, { quiet: true }).catch(() => undefined);
-    throw err;
+    const undone = await undoBrowse(rec, records, { quiet: true }).then(
+      () => '',
+      (e: unknown) => `; undoing it failed (${(e as Error).message}): run ebsmount unmount ${rec.dir}`,
+    );
+    if (!undone) throw err;
+    const ue = err instanceof UserError ? err : new UserError((err as Error).message);
+    throw new UserError(`${ue.message}${undone}`, ue.exitCode);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   process.stdout.write(`browsing ${formatBrowse(rec)}\n`);
 }

@@ -146,6 +146,13 @@ describe('ebsmount browse', { timeout: 900_000 }, () => {
 
     const st = await runCli(['status'], { env: env() });
     assert.equal(st.code, 0, st.stderr);
+    const js = await runCli(['status', dir, '--json'], { env: env() });
+    assert.equal(js.code, 0, js.stderr);
+    const doc = JSON.parse(js.stdout) as { browse: Record; mount: { snapshotId: string; mountpoint: string } };
+    assert.equal(doc.browse.dir, dir);
+    assert.deepEqual(doc.browse.targets.map((t) => [t.label, t.mounted]), [['p1', true], ['p2', true], ['p3', true], ['p4', true], ['p5', false], ['p6', false]]);
+    assert.equal(doc.mount.snapshotId, snap);
+    assert.equal(doc.mount.mountpoint, rec.fuseMountpoint);
     assert.match(st.stdout, new RegExp(`^browse: ${snap} at ${dir}`, 'm'));
     assert.match(st.stdout, new RegExp(`^p1 +ext4 .* ${join(dir, 'p1')}$`, 'm'));
 
@@ -199,8 +206,15 @@ describe('ebsmount browse', { timeout: 900_000 }, () => {
     assert.deepEqual(await treeManifest(b.dir), want, '--partition 2 mounted at DIR itself');
     await unmountClean(b.dir, b.rec);
 
-    const bad = await runCli(['browse', snap, join(work, 'x'), '--endpoint', server.endpoint, '--partition', '9'], { env: env() });
-    assert.notEqual(bad.code, 0);
+    const badDir = join(work, 'no-such-partition');
+    await mkdir(badDir);
+    const bad = await runCli(['browse', snap, badDir, '--endpoint', server.endpoint, '--partition', '9'], { env: env(), timeoutMs: 120_000 });
+    assert.equal(bad.code, 1);
+    assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+    assert.match(bad.stderr, /^ebsmount: the snapshot has no partition 9 \(partitions: 1, 2\)$/m);
+    assert.deepEqual(await mountsUnder(badDir), []);
+    assert.deepEqual(await mountsUnder(join(runDir, 'browse')), [], 'the snapshot mount was undone');
+    assert.deepEqual(readdirSync(join(runDir, 'browse')).filter((n) => n.endsWith('.json')), [], 'no record left');
 
     const bare = join(work, 'bare.img');
     await run('truncate', ['-s', '96M', bare]);
@@ -210,6 +224,68 @@ describe('ebsmount browse', { timeout: 900_000 }, () => {
     assert.deepEqual(b.rec.targets.map((t) => [t.label, t.mountpoint]), [['disk', b.dir]]);
     assert.deepEqual(await treeManifest(b.dir), want);
     await unmountClean(b.dir, b.rec);
+  });
+
+  test('two browses side by side; browse as a non-root user is refused in one line', async () => {
+    const mk = async (name: string, label: string) => {
+      const img = join(work, name);
+      await run('truncate', ['-s', '64M', img]);
+      await run('mkfs.ext4', ['-q', '-F', '-L', label, '-d', join(src, 'd2'), img]);
+      return importImage(server.endpoint, img);
+    };
+    const [a, b] = [await mk('a.img', 'alpha'), await mk('b.img', 'beta')];
+    const ba = await browse(a);
+    const bb = await browse(b);
+    const wantD2 = await treeManifest(join(src, 'd2'));
+    assert.deepEqual(await treeManifest(ba.dir), wantD2);
+    assert.deepEqual(await treeManifest(bb.dir), wantD2);
+    assert.match(ba.stdout, /^disk +ext4 +alpha /m);
+    assert.match(bb.stdout, /^disk +ext4 +beta /m);
+    await unmountClean(ba.dir, ba.rec);
+    assert.deepEqual(await treeManifest(bb.dir), wantD2, 'the other browse is untouched');
+    await unmountClean(bb.dir, bb.rec);
+
+    const { spawnSync } = await import('node:child_process');
+    const { CLI_PATH } = await import('../../helpers/cli.js');
+    const r = spawnSync(process.execPath, [CLI_PATH, 'browse', a, work], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, 'ebsmount: browse attaches loop devices and mounts filesystems: run it as root (sudo ebsmount browse ...)\n');
+  });
+
+  test('Ctrl-C during browse undoes what it had mounted (exit 130, nothing left)', async () => {
+    const slow = await startServer({ dataDir: join(work, 'slow-data'), args: ['--latency-ms', '2000'] });
+    cleanup.add('slow server', () => slow.stop());
+    // Partitions away from block 0 (which the mount itself already read for the table): their
+    // superblocks cost slow fetches while browse reads them.
+    const img = join(work, 'int.img');
+    await makeGptDisk(img, [
+      { sizeMiB: 32, name: 'a', make: (f) => run('mkfs.ext4', ['-q', '-F', f]) },
+      { sizeMiB: 32, name: 'b', make: (f) => run('mkfs.ext4', ['-q', '-F', f]) },
+    ]);
+    const snap = await importImage(slow.endpoint, img);
+    const dir = join(work, 'interrupted');
+    await mkdir(dir);
+    cleanup.add(`unbrowse ${dir}`, () => runCli(['unmount', dir], { env: env(), timeoutMs: 120_000 }));
+    const { spawn } = await import('node:child_process');
+    const { CLI_PATH, cliEnv } = await import('../../helpers/cli.js');
+    const child = spawn(process.execPath, [CLI_PATH, 'browse', snap, dir, '--endpoint', slow.endpoint], { env: cliEnv(env()), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    // Once the snapshot is mounted (the record names the daemon), reading the superblocks takes >= 4 s.
+    let rec: Record | undefined;
+    for (let i = 0; i < 1200 && !rec?.daemonPid; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      rec = await recordOf(dir).catch(() => undefined);
+    }
+    assert.ok(rec?.daemonPid, 'the snapshot got mounted');
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    assert.match(stderr, /^ebsmount: interrupted \(SIGINT\): everything browse had mounted is undone$/m);
+    assert.deepEqual(await mountsUnder(rec.runtimeDir), []);
+    assert.deepEqual(await loopsUnder(rec.runtimeDir), []);
+    assert.equal(existsSync(rec.runtimeDir), false);
+    assert.ok(await waitGone(rec.daemonPid, 15_000));
   });
 
   test('unmount after the daemon was killed (kill -9): filesystems, loop devices and the dead FUSE mount are released', async () => {
