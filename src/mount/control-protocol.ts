@@ -31,6 +31,22 @@ export interface MountStatus {
   partitionTable?: { scheme: string; notes: string[] };
   state: 'mounted' | 'unmounting' | 'committing' | 'stopped';
   stats: Record<string, number>;
+  /** `--disk-cache` (shared by every mount naming it), or null. */
+  diskCache?: { dir: string; sizeBytes: number; storedBytes: number } | null;
+  /** The lineage base whose local blocks serve unchanged blocks, or null. */
+  lineage?: { base: string; changedBlocks: number; complete: boolean } | null;
+  /** A multi-snapshot mount: each image (the top-level stats are then their sum). */
+  images?: ImageStatus[];
+}
+
+export interface ImageStatus {
+  snapshotId: string;
+  imagePath: string;
+  volumeSizeGiB: number;
+  allocatedBlocks: number;
+  cachedBytes: number;
+  lineage: { base: string; changedBlocks: number; complete: boolean } | null;
+  stats: Record<string, number>;
 }
 
 export type ControlRequest = { op: 'status' } | { op: 'unmount'; discard?: boolean };

@@ -19,7 +19,10 @@
 import type { EbsApi } from '../ebs/api.js';
 import { expectedMountinfo, type FuseMountSettings } from '../fs/fuse-options.js';
 import { FuseAdapter, mountFuse, releaseFuse, type FuseMount } from '../fs/fuse-adapter.js';
-import { makeVolumeFile, openSnapshotVolume, type OpenedVolume } from '../store/open-volume.js';
+import { makeVolumeFile, type OpenedVolume } from '../store/open-volume.js';
+import { DEFAULT_DISK_CACHE_BYTES, type DiskCache } from '../store/disk-cache.js';
+import { openDiskCacheOrExplain } from '../store/open-disk-cache.js';
+import { imagesStatus, openMountVolumes, summedStats } from './multi-volume.js';
 import type { BlockReader, BlockWriter } from '../store/block-store.js';
 import type { Logger } from '../util/log.js';
 import type { MountStatus } from './control-protocol.js';
@@ -95,6 +98,9 @@ export class MountDaemon {
     readonly mount: FuseMount,
     readonly entry: MountEntry,
     readonly partitionTable: PartitionTableStatus,
+    readonly diskCache?: DiskCache,
+    /** The other volumes of a multi-snapshot mount. */
+    readonly others: OpenedVolume[] = [],
   ) {
     this.done = new Promise((r) => (this.resolveDone = r));
     this.watcher = new MountWatcher(config.mountpoint, entry.dev, () => {
@@ -123,13 +129,18 @@ export class MountDaemon {
 
   static async start(config: MountConfig, deps: DaemonDeps): Promise<MountDaemon> {
     const { api, logger } = deps;
-    const opened = await openSnapshotVolume(api, config.snapshotId, {
-      cacheSizeBytes: config.cacheSizeBytes,
-      readAheadBytes: config.readAheadBytes,
-      maxConcurrency: config.maxConcurrency,
-      requestRate: config.requestRate,
-      logger,
-    });
+    const diskCache = config.diskCacheDir
+      ? openDiskCacheOrExplain(config.diskCacheDir, config.diskCacheSizeBytes ?? DEFAULT_DISK_CACHE_BYTES, logger)
+      : undefined;
+    let volumes: OpenedVolume[];
+    try {
+      volumes = await openMountVolumes(api, config, { logger, diskCache });
+    } catch (err) {
+      diskCache?.close();
+      throw err;
+    }
+    const opened = volumes[0]!;
+    const others = volumes.slice(1);
     logger.info({ snapshotId: config.snapshotId, volumeSizeGiB: opened.volumeSizeGiB }, 'snapshot opened');
     let layer: WritableLayerLike | undefined;
     let mount: FuseMount | undefined;
@@ -137,6 +148,10 @@ export class MountDaemon {
       if (config.writable) layer = await openLayer(opened, config, deps);
       const file = makeVolumeFile(opened, layer?.writer, layer?.reader ?? opened.reader);
       const { views, table } = await partitionViews(file, config.snapshotId, layer?.reader ?? opened.reader, { enabled: config.partitions !== false, logger });
+      for (const v of others) {
+        const more = await partitionViews(makeVolumeFile(v), v.snapshotId, v.reader, { enabled: config.partitions !== false, logger });
+        views.push(...more.views);
+      }
       const adapter = new FuseAdapter({
         file,
         views,
@@ -154,7 +169,7 @@ export class MountDaemon {
       if (!entry) throw new Error(`the kernel does not show the mount at ${config.mountpoint}`);
       checkMountinfo(entry, settings, logger);
       logger.info({ mountpoint: config.mountpoint, options: mount.optionString, writable: config.writable, journal: layer?.journalDir }, 'mounted');
-      const daemon = new MountDaemon(config, deps, opened, layer, adapter, mount, entry, table);
+      const daemon = new MountDaemon(config, deps, opened, layer, adapter, mount, entry, table, diskCache, others);
       try {
         await deps.registry.ensureDir();
         await daemon.control.listen();
@@ -177,7 +192,8 @@ export class MountDaemon {
     } catch (err) {
       if (mount) await unmountPath(config.mountpoint, { lazy: true });
       if (layer) await layer.close().catch(() => undefined);
-      opened.close();
+      for (const v of volumes) v.close();
+      diskCache?.close();
       throw err;
     }
   }
@@ -200,12 +216,19 @@ export class MountDaemon {
       allocatedBlocksFinal: opened.counter.done,
       dirtyBlocks: this.layer ? this.layer.dirtyBlockCount() : null,
       cacheSizeBytes: config.cacheSizeBytes,
-      cachedBytes: opened.cache.cachedBytes,
+      cachedBytes: [opened, ...this.others].reduce((n, v) => n + v.cache.cachedBytes, 0),
       openHandles: this.adapter.openHandles,
       files: this.adapter.views.map((v) => ({ name: v.name, offsetBytes: v.offset, sizeBytes: v.length, writable: v.writable, partition: v.partition })),
       partitionTable: this.partitionTable,
       state: this.state,
-      stats: opened.stats.snapshot(),
+      stats: summedStats([opened, ...this.others]),
+      ...(this.others.length ? { images: imagesStatus([opened, ...this.others], config.mountpoint) } : {}),
+      diskCache: this.diskCache
+        ? { dir: this.diskCache.dir, sizeBytes: this.diskCache.sizeBytes, storedBytes: this.diskCache.storedBytes }
+        : null,
+      lineage: opened.local.lineage
+        ? { base: opened.local.lineage.baseSnapshotId, changedBlocks: opened.local.lineage.changes.changedCount, complete: opened.local.lineage.changes.complete }
+        : null,
     };
   }
 
@@ -259,6 +282,8 @@ export class MountDaemon {
 
     this.state = 'stopped';
     this.opened.close();
+    for (const v of this.others) v.close();
+    this.diskCache?.close();
     this.deps.api.close?.();
     await this.control.close().catch(() => undefined);
     await this.deps.registry.unregister(this.key).catch(() => undefined);

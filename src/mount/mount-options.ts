@@ -9,7 +9,10 @@ import { UserError } from '../errors/user-error.js';
 import type { Tag } from '../ebs/api.js';
 
 export interface MountConfig {
+  /** The first (or only) snapshot. */
   snapshotId: string;
+  /** Every snapshot of a multi-snapshot mount, in the order given (default: [snapshotId]). */
+  snapshotIds?: string[];
   mountpoint: string;
   foreground: boolean;
   cacheSizeBytes: number;
@@ -27,6 +30,12 @@ export interface MountConfig {
   discard: boolean;
   /** Serve a file per partition next to the image (default true; --no-partitions). */
   partitions?: boolean;
+  /** `--disk-cache DIR` (absolute), or undefined: no disk cache. */
+  diskCacheDir?: string;
+  /** `--disk-cache-size` (default 10 GiB). */
+  diskCacheSizeBytes?: number;
+  /** `--base SNAP`: the lineage base. */
+  base?: string;
 }
 
 export const MOUNT_DEFAULTS = {
@@ -36,6 +45,7 @@ export const MOUNT_DEFAULTS = {
   requestRate: 1000,
   uploadConcurrency: 64,
   logLevel: 'info',
+  diskCacheSize: '10G',
 } as const;
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };

@@ -11,6 +11,7 @@
  *    daemon's to its log file.
  */
 import { resolve } from 'node:path';
+import { BLOCK_SIZE, isValidSnapshotId } from '../ebs/constants.js';
 import { UserError } from '../errors/user-error.js';
 import { apiFromArgv, endpointFromArgv, type AwsArgs } from '../ebs/connect.js';
 import { toUserError } from '../errors/describe-error.js';
@@ -41,15 +42,27 @@ export interface MountArgv extends AwsArgs {
   uploadConcurrency?: number;
   discard?: boolean;
   partitions?: boolean;
+  diskCache?: string;
+  diskCacheSize?: string | number;
+  base?: string;
   daemonFd?: number;
+  /** More positionals: further snapshots, the mountpoint last. */
+  more?: string[];
 }
 
 /** Validates everything that can be checked without I/O on EBS; returns the config. */
 export function buildMountConfig(argv: MountArgv): MountConfig {
-  checkSnapshotId(String(argv.snapshot));
+  // SNAP [SNAP...] MOUNTPOINT: the mountpoint is the last positional.
+  const positionals = [argv.snapshot, argv.mountpoint, ...(argv.more ?? [])].map(String);
+  const mountpoint = positionals.pop()!;
+  const snapshotIds = positionals;
+  for (const id of snapshotIds) checkSnapshotId(id);
+  const twice = snapshotIds.find((id, k) => snapshotIds.indexOf(id) !== k);
+  if (twice) throw new UserError(`${twice} is given twice`, 2);
   const config: MountConfig = {
-    snapshotId: String(argv.snapshot),
-    mountpoint: String(argv.mountpoint),
+    snapshotId: snapshotIds[0]!,
+    snapshotIds,
+    mountpoint,
     foreground: Boolean(argv.foreground),
     cacheSizeBytes: parseSize(argv.cacheSize ?? MOUNT_DEFAULTS.cacheSize, 'cache-size'),
     readAheadBytes: parseSize(argv.readAhead ?? MOUNT_DEFAULTS.readAhead, 'read-ahead'),
@@ -66,11 +79,29 @@ export function buildMountConfig(argv: MountArgv): MountConfig {
     uploadConcurrency: parsePositiveInt(argv.uploadConcurrency ?? MOUNT_DEFAULTS.uploadConcurrency, 'upload-concurrency'),
     discard: Boolean(argv.discard),
     partitions: argv.partitions !== false,
+    diskCacheDir: argv.diskCache ? resolve(argv.diskCache) : undefined,
+    diskCacheSizeBytes: parseSize(argv.diskCacheSize ?? MOUNT_DEFAULTS.diskCacheSize, 'disk-cache-size'),
+    base: argv.base,
   };
+  if (snapshotIds.length > 1 && config.writable) throw new UserError('--writable mounts one snapshot: give a single snapshot id', 2);
+  checkCacheOptions(config, snapshotIds);
   if (!config.writable && (config.description !== undefined || config.tags.length || config.journalDir !== undefined)) {
     throw new UserError('--description, --tag and --journal-dir apply only to --writable mounts', 2);
   }
   return config;
+}
+
+/** --base must be a snapshot id, and its blocks must be somewhere local: the disk cache. */
+export function checkCacheOptions(config: { base?: string; diskCacheDir?: string; diskCacheSizeBytes?: number }, mounted: string[] = []): void {
+  if (config.base !== undefined) {
+    if (!isValidSnapshotId(config.base)) throw new UserError(`--base '${config.base}' is not a valid snapshot id`, 2);
+    if (!config.diskCacheDir && !mounted.includes(config.base)) {
+      throw new UserError('--base needs --disk-cache (the base snapshot\'s blocks are looked up there), or the base mounted alongside', 2);
+    }
+  }
+  if (config.diskCacheDir && (config.diskCacheSizeBytes ?? BLOCK_SIZE) < BLOCK_SIZE) {
+    throw new UserError(`--disk-cache-size must be at least one block (512K)`, 2);
+  }
 }
 
 export async function runMount(argv: MountArgv): Promise<void> {
@@ -83,7 +114,7 @@ export async function runMount(argv: MountArgv): Promise<void> {
     const args = [...process.argv.slice(2), ...(config.logFile ? [] : ['--log-file', logFile]), '--daemon-fd', '3'];
     const msg = await spawnDaemon({ args, logFile });
     if (!msg.ok) throw new UserError(msg.message, msg.exitCode || 1);
-    process.stdout.write(`mounted ${config.snapshotId} at ${config.mountpoint} (log: ${logFile})\n`);
+    process.stdout.write(`mounted ${(config.snapshotIds ?? [config.snapshotId]).join(", ")} at ${config.mountpoint} (log: ${logFile})\n`);
     return;
   }
   await serve(config, argv);

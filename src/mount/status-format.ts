@@ -30,10 +30,29 @@ export function estimateCostUsd(r: RequestCounts): { get: number; list: number; 
   return { get, list, put, total: get + list + put };
 }
 
+/**
+ * GetSnapshotBlock requests the local layers made unnecessary: blocks served from the disk cache
+ * or from a lineage base's local copy (memory hits are not counted: any mount has those), and
+ * what they would have cost at list prices.
+ */
+export function savings(stats: Record<string, number>): { memoryHits: number; diskHits: number; lineageHits: number; requestsAvoided: number; savedUsd: number } {
+  const n = (k: string) => stats[k] ?? 0;
+  const requestsAvoided = n('disk.hit') + n('lineage.hit');
+  return {
+    memoryHits: n('cache.hit'),
+    diskHits: n('disk.hit'),
+    lineageHits: n('lineage.hit'),
+    requestsAvoided,
+    savedUsd: (requestsAvoided / 1000) * PRICE_PER_1000.get,
+  };
+}
+
 /** The JSON `ebsmount status --json` prints for one mount. */
-export function statusJson(s: MountStatus): MountStatus & { requests: RequestCounts; estimatedCostUsd: ReturnType<typeof estimateCostUsd> } {
+export function statusJson(
+  s: MountStatus,
+): MountStatus & { requests: RequestCounts; estimatedCostUsd: ReturnType<typeof estimateCostUsd>; savings: ReturnType<typeof savings> } {
   const requests = requestCounts(s.stats);
-  return { ...s, requests, estimatedCostUsd: estimateCostUsd(requests) };
+  return { ...s, requests, estimatedCostUsd: estimateCostUsd(requests), savings: savings(s.stats) };
 }
 
 
@@ -52,6 +71,24 @@ function usd(x: number): string {
   return x < 0.01 && x > 0 ? `$${x.toFixed(6)}` : `$${x.toFixed(4)}`;
 }
 
+/** Disk cache, lineage and savings rows: only for mounts that use them. */
+function localRows(s: MountStatus): [string, string][] {
+  if (!s.diskCache && !s.lineage && !s.images?.length) return [];
+  const sv = savings(s.stats);
+  const rows: [string, string][] = [];
+  if (s.diskCache) {
+    rows.push([
+      'disk cache',
+      `${sv.diskHits} hits, ${s.stats['disk.miss'] ?? 0} misses, ${s.stats['disk.corrupt'] ?? 0} corrupt entries dropped; ${formatBytes(s.diskCache.storedBytes)} of ${formatBytes(s.diskCache.sizeBytes)} in ${s.diskCache.dir}`,
+    ]);
+  }
+  if (!s.images?.length) {
+    rows.push(['lineage', s.lineage ? `base ${s.lineage.base}: ${sv.lineageHits} hits, ${s.lineage.changedBlocks} blocks changed${s.lineage.complete ? '' : ' (listing)'}` : 'no base']);
+  }
+  rows.push(['requests avoided', `${sv.requestsAvoided} (memory hits ${sv.memoryHits}, disk ${sv.diskHits}, lineage ${sv.lineageHits}); saved ${usd(sv.savedUsd)} at list prices`]);
+  return rows;
+}
+
 export function formatStatusTable(s: MountStatus): string {
   const st = (k: string) => s.stats[k] ?? 0;
   const req = requestCounts(s.stats);
@@ -60,9 +97,16 @@ export function formatStatusTable(s: MountStatus): string {
   const misses = st('cache.miss');
   const ratio = hits + misses > 0 ? ` (${((100 * hits) / (hits + misses)).toFixed(1)}% hits)` : '';
   const rows: [string, string][] = [
-    ['snapshot', s.snapshotId],
+    ['snapshot', s.images?.length ? s.images.map((im) => im.snapshotId).join(', ') : s.snapshotId],
     ['mountpoint', s.mountpoint],
-    ['image', s.imagePath],
+    ...(s.images?.length
+      ? s.images.map((im): [string, string] => [
+          'image',
+          `${im.imagePath}: ${im.volumeSizeGiB} GiB, ${im.allocatedBlocks} blocks allocated, ${im.stats['ebs.get.requests'] ?? 0} get requests, ` +
+            `${im.stats['cache.hit'] ?? 0} memory hits, ${im.stats['disk.hit'] ?? 0} disk hits, ` +
+            (im.lineage ? `${im.stats['lineage.hit'] ?? 0} lineage hits from ${im.lineage.base} (${im.lineage.changedBlocks} blocks changed)` : 'no lineage base'),
+        ])
+      : [['image', s.imagePath] as [string, string]]),
     ...(s.files && s.files.length > 1 ? [['partitions', s.files.filter((f) => f.partition !== undefined).map((f) => f.name).join(' ')] as [string, string]] : []),
     ...(s.partitionTable && s.partitionTable.notes.length ? s.partitionTable.notes.map((n) => ['table note', n] as [string, string]) : []),
     ['volume size', `${s.volumeSizeGiB} GiB`],
@@ -72,6 +116,7 @@ export function formatStatusTable(s: MountStatus): string {
     ['bytes read', formatBytes(st('bytes.read'))],
     ...(s.writable ? [['bytes written', formatBytes(st('bytes.written'))] as [string, string]] : []),
     ['cache', `${hits} hits, ${misses} misses${ratio}; ${formatBytes(s.cachedBytes)} of ${formatBytes(s.cacheSizeBytes)} used`],
+    ...localRows(s),
     ['blocks fetched', `${st('blocks.fetched')}`],
     ['prefetch', `${st('prefetch.issued')} issued, ${st('prefetch.hit')} hits`],
     ['retries', `${st('ebs.get.retries') + st('ebs.list.retries')} (throttled ${st('ebs.throttles')}, checksum mismatches ${st('ebs.checksum.mismatch')}, errors ${st('ebs.errors')})`],

@@ -31,6 +31,7 @@ import { raceSignal, WaiterSignal } from '../util/abort.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { StatKey, type Stats } from '../util/stats.js';
 import type { BlockReader, ReadBlockOptions } from './block-store.js';
+import type { BlockLru } from './shared-memory-cache.js';
 
 /** The reader below, optionally able to tell known-zero blocks without I/O. */
 export interface CacheSource extends BlockReader {
@@ -53,6 +54,8 @@ export interface CacheStoreOptions {
    */
   inFlightReserveBlocks?: number;
   logger?: Logger;
+  /** A part of a cache shared with other volumes (SharedMemoryCache.view), instead of an own LRU. */
+  sharedLru?: (onDispose: (index: number) => void) => BlockLru;
 }
 
 interface InFlight {
@@ -70,7 +73,7 @@ export class CacheStore implements BlockReader {
   private readonly source: CacheSource;
   private readonly stats: Stats;
   private readonly logger: Logger;
-  private readonly lru: LRUCache<number, Buffer> | undefined;
+  private readonly lru: BlockLru | undefined;
   private readonly inFlight = new Map<number, InFlight>();
   /** Prefetches not started yet, in FIFO order. */
   private readonly queued = new Set<number>();
@@ -89,8 +92,9 @@ export class CacheStore implements BlockReader {
     this.prefetchBudgetBlocks = Math.max(0, opts.prefetchBudgetBlocks ?? Math.floor(cacheBlocks / 4));
     this.backgroundConcurrency = Math.max(0, opts.backgroundConcurrency ?? 16);
     const reserveBlocks = Math.max(0, Math.min(opts.inFlightReserveBlocks ?? 2 * (this.backgroundConcurrency + 4), Math.floor(cacheBlocks / 8)));
-    this.lru =
-      cacheBlocks > 0
+    this.lru = opts.sharedLru
+      ? opts.sharedLru((index) => this.prefetchedUnread.delete(index))
+      : cacheBlocks > 0
         ? new LRUCache<number, Buffer>({
             maxSize: this.cacheSizeBytes - reserveBlocks * BLOCK_SIZE,
             sizeCalculation: (buf) => buf.length,

@@ -31,6 +31,10 @@ import { AllocatedBlockCounter } from './block-counter.js';
 import { BlockMap, coveredByPage } from './block-map.js';
 import type { BlockReader, BlockWriter } from './block-store.js';
 import { CacheStore } from './cache-store.js';
+import type { DiskCache } from './disk-cache.js';
+import type { BasePeek } from './lineage-store.js';
+import { openLocalLayers, type LocalLayers } from './local-layers.js';
+import type { SharedMemoryCache } from './shared-memory-cache.js';
 import { SnapshotStore } from './snapshot-store.js';
 
 export interface VolumeOptions {
@@ -43,6 +47,14 @@ export interface VolumeOptions {
   /** GetSnapshotBlock requests per second, default 1000 (the per-snapshot quota) */
   requestRate: number;
   logger?: Logger;
+  /** `--disk-cache`: the shared persistent cache (owned by the caller). */
+  diskCache?: DiskCache;
+  /** `--base`: the lineage base whose local blocks C may use. */
+  base?: string;
+  /** Other volumes of the same mount (lineage candidates and bases). */
+  siblings?: BasePeek[];
+  /** The memory cache shared by the volumes of one mount (cacheSizeBytes then sizes prefetching only). */
+  memoryCache?: SharedMemoryCache;
 }
 
 export const DEFAULT_VOLUME_OPTIONS: Readonly<VolumeOptions> = {
@@ -80,6 +92,8 @@ export interface OpenedVolume {
   snapshot: SnapshotStore;
   cache: CacheStore;
   prefetcher: Prefetcher;
+  /** Disk cache and lineage layers (absent layers: undefined). */
+  local: LocalLayers;
   blockMap: BlockMap;
   counter: AllocatedBlockCounter;
   stats: Stats;
@@ -138,7 +152,9 @@ export async function openSnapshotVolume(
   const first = coveredByPage(0, firstPage, blockMap.totalBlocks);
   if (first.range) blockMap.ingest(first.range, 0);
 
+  let local: LocalLayers | undefined;
   const snapshot = new SnapshotStore({
+    onVerified: (index, data, sha256) => local?.store(index, data, sha256),
     api,
     snapshotId,
     blockMap,
@@ -149,8 +165,28 @@ export async function openSnapshotVolume(
     sleep: opts.sleep,
     signal: abort.signal,
   });
+  try {
+    local = await openLocalLayers({
+      api,
+      snapshotId,
+      volumeSizeGiB,
+      source: snapshot,
+      stats,
+      diskCache: opts.diskCache,
+      base: opts.base,
+      siblings: opts.siblings,
+      listLimiter,
+      logger: opts.logger,
+      retryPolicy: opts.retryPolicy,
+      sleep: opts.sleep,
+    });
+  } catch (err) {
+    abort.abort();
+    throw err;
+  }
   const cache = new CacheStore({
-    source: snapshot,
+    source: local.top,
+    sharedLru: opts.memoryCache ? (onDispose) => opts.memoryCache!.view(onDispose) : undefined,
     cacheSizeBytes: opts.cacheSizeBytes,
     stats,
     backgroundConcurrency: prefetchSlots,
@@ -182,6 +218,7 @@ export async function openSnapshotVolume(
     snapshot,
     cache,
     prefetcher,
+    local,
     blockMap,
     counter,
     stats,
@@ -189,6 +226,7 @@ export async function openSnapshotVolume(
     allocatedBlocks: () => counter.count,
     close: () => {
       counter.stop();
+      local?.close();
       prefetcher.close();
       cache.close();
       abort.abort();

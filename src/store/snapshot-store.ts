@@ -43,6 +43,8 @@ export interface SnapshotStoreOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Aborts waits and requests when the volume closes. */
   signal?: AbortSignal;
+  /** Told of every block fetched and verified (raw SHA-256 = the service's checksum): the disk cache. */
+  onVerified?: (index: number, data: Buffer, sha256: Buffer) => void;
 }
 
 export class SnapshotStore implements BlockReader {
@@ -136,17 +138,20 @@ export class SnapshotStore implements BlockReader {
       return api.getSnapshotBlock(this.snapshotId, index, token, { signal });
     }, priority, opSignal);
     const data = res.data;
+    const expected = Buffer.from(res.checksum ?? '', 'base64');
     if (
       res.dataLength !== BLOCK_SIZE ||
       data.length !== BLOCK_SIZE ||
       (res.checksumAlgorithm && res.checksumAlgorithm.toUpperCase() !== 'SHA256') ||
-      !(await verifyHash(data, priority)).equals(Buffer.from(res.checksum ?? '', 'base64'))
+      !(await verifyHash(data, priority)).equals(expected)
     ) {
       stats.inc(StatKey.ebsChecksumMismatch);
       throw new EbsError('ChecksumMismatch', `block ${index} of ${this.snapshotId} failed verification`);
     }
     // A body that is a view into a larger allocation would keep all of it alive in the cache.
-    return data.byteOffset === 0 && data.buffer.byteLength === data.length ? data : Buffer.from(data);
+    const block = data.byteOffset === 0 && data.buffer.byteLength === data.length ? data : Buffer.from(data);
+    this.opts.onVerified?.(index, block, expected);
+    return block;
   }
 }
 

@@ -14,6 +14,9 @@
  *   (zeros where the snapshot has no block, since a device has no holes); fsync at the end.
  * - Directories and other file types are refused. Errors are UserErrors (one line).
  * - At most ~concurrency blocks are in memory at once.
+ * - With a disk cache (`--disk-cache`): a listed block the cache holds for this snapshot, or for
+ *   a lineage base where it did not change (src/store/local-layers.ts), is written from there
+ *   (verified on read) with no GetSnapshotBlock; every block fetched is stored in the cache.
  */
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -30,6 +33,15 @@ import { blockDeviceSize } from './image-source.js';
 import type { TransferProgress } from './importer.js';
 import { openTransferListing } from './listing.js';
 import { runWorkers } from './worker-pool.js';
+import type { DiskCache } from '../store/disk-cache.js';
+import type { PeekableSource } from '../store/disk-cache-store.js';
+import { openLocalLayers } from '../store/local-layers.js';
+import { Stats } from '../util/stats.js';
+
+/** Below the local layers of an export: nothing (every miss is fetched by the export itself). */
+const NO_SOURCE: PeekableSource = {
+  readBlock: () => Promise.reject(new Error('export reads only local blocks through its layers')),
+};
 
 export interface ExportOptions {
   api: EbsApi;
@@ -46,6 +58,10 @@ export interface ExportOptions {
   firstCallPolicy?: RetryPolicy;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   signal?: AbortSignal;
+  /** `--disk-cache` (owned by the caller). */
+  diskCache?: DiskCache;
+  /** `--base` (with diskCache). */
+  base?: string;
 }
 
 export interface ExportResult {
@@ -57,6 +73,8 @@ export interface ExportResult {
   blocksWritten: number;
   zeroBlocks: number;
   retries: number;
+  /** Blocks read from the disk cache (own or lineage entries) instead of GetSnapshotBlock. */
+  blocksFromCache: number;
 }
 
 /** Zero writes on a device are done in pieces of this many blocks (8 MiB). */
@@ -110,6 +128,10 @@ export async function exportSnapshot(opts: ExportOptions): Promise<ExportResult>
   const totalBlocks = blocksInVolume(volumeSizeGiB);
   const volumeBytes = volumeSizeGiB * GIB;
 
+  const stats = new Stats();
+  const local = opts.diskCache
+    ? await openLocalLayers({ api, snapshotId, volumeSizeGiB, source: NO_SOURCE, stats, diskCache: opts.diskCache, base: opts.base, logger, sleep: opts.sleep })
+    : undefined;
   const isDevice = kind === 'device';
   const writePath = isDevice ? filePath : join(dirname(filePath), `.${basename(filePath)}.ebsmount-partial`);
   let fh: FileHandle;
@@ -147,6 +169,7 @@ export async function exportSnapshot(opts: ExportOptions): Promise<ExportResult>
   let blocksDone = 0;
   let bytesDone = 0;
   let retries = 0;
+  let blocksFromCache = 0;
   let listFailed = false;
   const progress = (n: number) => {
     bytesDone += n;
@@ -200,14 +223,23 @@ export async function exportSnapshot(opts: ExportOptions): Promise<ExportResult>
             progress(item.count * BLOCK_SIZE);
             return;
           }
-          const { data } = await fetchVerifiedBlock({
-            api, snapshotId, index: item.ref.index, token: item.ref.token, refresher, limiter: getLimiter,
-            policy: opts.readPolicy, signal, sleep: opts.sleep,
-            onRetry: (e) => {
-              retries++;
-              logger.debug({ snapshotId, index: item.ref.index, attempt: e.attempt, kind: e.kind, delayMs: e.delayMs }, 'export: retry');
-            },
-          });
+          const cached = local ? await local.top.peek?.(item.ref.index, 'background') : null;
+          let data: Buffer;
+          if (cached) {
+            data = cached.data;
+            blocksFromCache++;
+          } else {
+            const fetched = await fetchVerifiedBlock({
+              api, snapshotId, index: item.ref.index, token: item.ref.token, refresher, limiter: getLimiter,
+              policy: opts.readPolicy, signal, sleep: opts.sleep,
+              onRetry: (e) => {
+                retries++;
+                logger.debug({ snapshotId, index: item.ref.index, attempt: e.attempt, kind: e.kind, delayMs: e.delayMs }, 'export: retry');
+              },
+            });
+            data = fetched.data;
+            local?.store(item.ref.index, data, Buffer.from(fetched.checksum, 'base64'));
+          }
           if (!isDevice && isAllZero(data)) {
             zeroBlocks++;
           } else {
@@ -223,7 +255,10 @@ export async function exportSnapshot(opts: ExportOptions): Promise<ExportResult>
       await fh.close();
     }
     if (!isDevice) await rename(writePath, filePath);
+    await local?.disk?.settled();
   } catch (err) {
+    local?.close();
+    await local?.disk?.settled();
     if (!isDevice) await unlink(writePath).catch(() => undefined);
     logger.error({ err, snapshotId }, 'export failed');
     if (err instanceof UserError) throw err;
@@ -234,6 +269,7 @@ export async function exportSnapshot(opts: ExportOptions): Promise<ExportResult>
     }
     throw new UserError(`export failed (${what}): ${toUserError(err, ctx).message}${isDevice ? `; ${filePath} is partly written` : ''}`, 1, { cause: err });
   }
-  logger.info({ snapshotId, blocksListed, blocksWritten, zeroBlocks, retries }, 'export: done');
-  return { snapshotId, volumeSizeGiB, target: isDevice ? 'device' : 'file', blocksListed, blocksWritten, zeroBlocks, retries };
+  local?.close();
+  logger.info({ snapshotId, blocksListed, blocksWritten, zeroBlocks, retries, blocksFromCache, stats: stats.snapshot() }, 'export: done');
+  return { snapshotId, volumeSizeGiB, target: isDevice ? 'device' : 'file', blocksListed, blocksWritten, zeroBlocks, retries, blocksFromCache };
 }

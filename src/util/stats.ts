@@ -22,6 +22,11 @@ export const StatKey = {
   ebsListRequests: 'ebs.list.requests',
   ebsListRetries: 'ebs.list.retries',
   ebsErrors: 'ebs.errors',
+  diskHit: 'disk.hit',
+  diskMiss: 'disk.miss',
+  diskCorrupt: 'disk.corrupt',
+  diskStored: 'disk.stored',
+  lineageHit: 'lineage.hit',
 } as const;
 
 export class Stats {

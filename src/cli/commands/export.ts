@@ -8,7 +8,10 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { isValidSnapshotId } from '../../ebs/constants.js';
-import { parsePositiveInt } from '../../mount/mount-options.js';
+import { resolve } from 'node:path';
+import { MOUNT_DEFAULTS, parsePositiveInt, parseSize } from '../../mount/mount-options.js';
+import { checkCacheOptions } from '../../mount/run-mount.js';
+import { openDiskCacheOrExplain } from '../../store/open-disk-cache.js';
 import { exportSnapshot } from '../../transfer/exporter.js';
 import { withInterrupt } from '../../transfer/interrupt.js';
 import { createLogger } from '../../util/log.js';
@@ -23,6 +26,9 @@ export interface ExportArgv extends AwsArgs {
   force: boolean;
   concurrency: number;
   'log-level': string;
+  'disk-cache'?: string;
+  'disk-cache-size': string;
+  base?: string;
 }
 
 export const exportCommand: CommandModule<object, ExportArgv> = {
@@ -34,6 +40,9 @@ export const exportCommand: CommandModule<object, ExportArgv> = {
       .positional('file', { type: 'string', describe: 'output file (created sparse) or block device', demandOption: true })
       .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing file' })
       .option('concurrency', { type: 'number', default: 64, describe: 'blocks downloaded in parallel' })
+      .option('disk-cache', { type: 'string', describe: 'use and fill this disk cache of verified blocks (shared with mounts); off by default' })
+      .option('disk-cache-size', { type: 'string', default: MOUNT_DEFAULTS.diskCacheSize, describe: 'most bytes of blocks the disk cache keeps' })
+      .option('base', { type: 'string', describe: 'a snapshot of the same lineage whose cached blocks serve the unchanged blocks (--disk-cache)' })
       .option('log-level', { type: 'string', default: 'warn', choices: LOG_LEVELS, describe: 'log level (stderr)' }) as unknown as Argv<ExportArgv>,
   handler: async (argv) => {
     if (!isValidSnapshotId(argv.snapshot)) {
@@ -41,6 +50,10 @@ export const exportCommand: CommandModule<object, ExportArgv> = {
     }
     const concurrency = parsePositiveInt(argv.concurrency, 'concurrency');
     const logger = createLogger({ level: argv['log-level'] });
+    const diskCacheDir = argv['disk-cache'] ? resolve(argv['disk-cache']) : undefined;
+    const diskCacheSizeBytes = parseSize(argv['disk-cache-size'], 'disk-cache-size');
+    checkCacheOptions({ base: argv.base, diskCacheDir, diskCacheSizeBytes });
+    const diskCache = diskCacheDir ? openDiskCacheOrExplain(diskCacheDir, diskCacheSizeBytes, logger) : undefined;
     const api = apiFromArgv({ ...argv, concurrency }, logger);
     let bar: ProgressBar | undefined;
     try {
@@ -53,6 +66,8 @@ export const exportCommand: CommandModule<object, ExportArgv> = {
         endpoint: endpointFromArgv(argv),
         logger,
         signal,
+        diskCache,
+        base: argv.base,
         onProgress: (p) => {
           bar ??= new ProgressBar({ label: `export ${argv.snapshot}`, totalBytes: p.totalBytes });
           bar.update(p.bytesDone, { blocks: p.blocksDone });
@@ -64,6 +79,7 @@ export const exportCommand: CommandModule<object, ExportArgv> = {
       bar?.clear();
       throw err;
     } finally {
+      diskCache?.close();
       api.close?.();
     }
   },

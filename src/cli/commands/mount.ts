@@ -9,12 +9,13 @@ import { runMount, type MountArgv } from '../../mount/run-mount.js';
 import { MOUNT_DEFAULTS } from '../../mount/mount-options.js';
 
 export const mountCommand: CommandModule<object, MountArgv> = {
-  command: ['mount <snapshot> <mountpoint>', '$0 <snapshot> <mountpoint>'],
+  command: ['mount <snapshot> <mountpoint> [more..]', '$0 <snapshot> <mountpoint> [more..]'],
   describe: 'Mount a snapshot as MOUNTPOINT/SNAPSHOT_ID.img, each partition as SNAPSHOT_ID-pN.img (the default command)',
   builder: (y: Argv) =>
     withAwsOptions(y)
       .positional('snapshot', { type: 'string', describe: 'snapshot id (snap-...)', demandOption: true })
       .positional('mountpoint', { type: 'string', describe: 'an empty directory', demandOption: true })
+      .positional('more', { type: 'string', array: true, describe: 'more snapshots, then the mountpoint last: SNAP_A SNAP_B ... MOUNTPOINT serves each as SNAP.img in one daemon' })
       .option('foreground', { type: 'boolean', alias: 'f', default: false, describe: 'stay attached and log to the terminal' })
       .option('cache-size', { type: 'string', default: MOUNT_DEFAULTS.cacheSize, describe: 'block cache size (512M, 1G...)' })
       .option('read-ahead', { type: 'string', default: MOUNT_DEFAULTS.readAhead, describe: 'largest read-ahead window for sequential reads' })
@@ -30,6 +31,9 @@ export const mountCommand: CommandModule<object, MountArgv> = {
       .option('upload-concurrency', { type: 'number', default: MOUNT_DEFAULTS.uploadConcurrency, describe: 'PutSnapshotBlock requests in flight at commit' })
       .option('discard', { type: 'boolean', default: false, describe: 'throw the writes away on unmount instead of committing (--writable)' })
       .option('partitions', { type: 'boolean', default: true, describe: 'serve each partition of the disk as MOUNTPOINT/SNAPSHOT_ID-pN.img too (--no-partitions: only the whole disk)' })
+      .option('disk-cache', { type: 'string', describe: 'keep fetched blocks (verified) in this directory across mounts and exports; off by default' })
+      .option('disk-cache-size', { type: 'string', default: MOUNT_DEFAULTS.diskCacheSize, describe: 'most bytes of blocks the disk cache keeps (least recently used go first)' })
+      .option('base', { type: 'string', describe: 'a snapshot of the same lineage whose cached blocks serve the unchanged blocks (--disk-cache; default: the most recently used related ones)' })
       .option('daemon-fd', { type: 'number', hidden: true }) as unknown as Argv<MountArgv>,
   handler: (argv) => runMount(argv),
 };
