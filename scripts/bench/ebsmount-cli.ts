@@ -31,6 +31,8 @@ export interface MountOptions {
    * daemon is spawned with the command's execArgv, so it inherits them).
    */
   nodeArgs?: string[];
+  /** More mount options (e.g. --disk-cache DIR). */
+  extraArgs?: string[];
 }
 
 export interface Mounted {
@@ -84,6 +86,7 @@ export class EbsmountCli {
       '--max-concurrency', String(opts.maxConcurrency), '--request-rate', String(opts.requestRate),
     ];
     if (opts.writable) args.push('--writable');
+    if (opts.extraArgs) args.push(...opts.extraArgs);
     const forceUnmount = this.cleanup.add(`mount ${mountpoint}`, () => this.forceUnmount(mountpoint));
     const r = await this.cli(args, { timeoutMs, env: opts.env, nodeArgs: opts.nodeArgs });
     if (!isMountpoint(mountpoint)) throw new Error(`ebsmount ${snapshotId} ${mountpoint} returned but nothing is mounted there`);

@@ -17,6 +17,7 @@ import { Cleanup } from './cleanup.js';
 import { EbsmountCli } from './ebsmount-cli.js';
 import { LocalServer } from './local-server.js';
 import { BenchPhases } from './phases.js';
+import { CachePhases } from './cache-phases.js';
 import type { BenchResults } from './results.js';
 import { evaluateTargets } from './targets.js';
 import { renderMarkdown, renderText, renderThroughputPlot } from './report.js';
@@ -115,10 +116,18 @@ async function main(): Promise<number> {
     errors: [],
   };
   const phases = new BenchPhases({ settings, work, repoRoot, cli, server, cleanup, results, log, memfuseOptions: await ebsmountFuseOptions() });
+  const cachePhases = new CachePhases({ settings, work, repoRoot, cli, server, cleanup, results, log, memfuseOptions: [] });
   log(`work dir ${work}; image ${settings.imageBytes / MIB} MiB; outputs to ${settings.outDir}`);
 
+  // BENCH_ONLY=cache: setup and the disk cache phases only (figures for README by hand; the
+  // Performance section is not rewritten from a partial run).
+  const only = process.env.BENCH_ONLY === 'cache' ? /^(setup|\(a\) local file|\([ghi]\))/ : undefined;
+  if (only) {
+    settings.updateReadme = false;
+    settings.outDir = join(repoRoot, '.bench', 'cache');
+  }
   const phase = async (name: string, fn: () => Promise<void>): Promise<void> => {
-    if (exiting) return;
+    if (exiting || (only && !only.test(name))) return;
     const t0 = performance.now();
     log(`== ${name}`);
     try {
@@ -141,6 +150,9 @@ async function main(): Promise<number> {
     await phase('(d) random 4 KiB reads', () => phases.random());
     await phase('(f) commit', () => phases.commit(uploadConcurrency));
     await phase('(e) 16 TiB sparse snapshot', () => phases.sparse());
+    await phase('(g) disk cache: remount', () => cachePhases.remount());
+    await phase('(h) disk cache: lineage child', () => cachePhases.lineage());
+    await phase('(i) disk cache: open 1,000,000 entries', () => cachePhases.open1m());
   } finally {
     const failures = await cleanup.runAll();
     for (const f of failures) {

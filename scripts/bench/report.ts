@@ -8,6 +8,7 @@ import type { PlotSeries } from './svg-plot.js';
 import { renderLinePlot } from './svg-plot.js';
 import { percentOf, upstreamCeiling, MB } from './stats.js';
 import { MIB } from './settings.js';
+import { cacheTable } from './cache-phases.js';
 
 export interface Table {
   title: string;
@@ -104,6 +105,8 @@ export function resultTables(r: BenchResults): Table[] {
     ]);
   }
   tables.push({ title: 'Other workloads', headers: ['Workload', 'Result', 'Details'], rows });
+  const cache = cacheTable(r);
+  if (cache) tables.push(cache);
   tables.push({
     title: 'Targets',
     headers: ['Target', 'Measured', 'Required', 'Result'],

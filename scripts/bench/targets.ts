@@ -3,6 +3,7 @@
  * A target whose inputs were not measured gets pass = null ("not measured"), never a PASS.
  */
 import type { BenchResults, LatencyRun } from './results.js';
+import { cacheTargets } from './cache-phases.js';
 import { percentOf } from './stats.js';
 import { MIB } from './settings.js';
 
@@ -176,5 +177,7 @@ export function evaluateTargets(r: BenchResults, s: TargetSettings): TargetResul
       pass: judge(worst! <= 1.1, worst),
     });
   }
+  // Disk cache and lineage (cache-phases.ts).
+  out.push(...cacheTargets(r));
   return out;
 }
