@@ -84,7 +84,8 @@ export function buildMountConfig(argv: MountArgv): MountConfig {
     base: argv.base,
   };
   if (snapshotIds.length > 1 && config.writable) throw new UserError('--writable mounts one snapshot: give a single snapshot id', 2);
-  checkCacheOptions(config, snapshotIds);
+  // Without a disk cache a base can only be another image of the same mount.
+  checkCacheOptions(config, snapshotIds.length > 1 ? snapshotIds : []);
   if (!config.writable && (config.description !== undefined || config.tags.length || config.journalDir !== undefined)) {
     throw new UserError('--description, --tag and --journal-dir apply only to --writable mounts', 2);
   }

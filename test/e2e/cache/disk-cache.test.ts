@@ -169,6 +169,10 @@ describe('disk cache', { timeout: 300_000 }, () => {
 
   test('bad cache options are usage errors', async () => {
     const mnt = await tempDir('ebsmount-dc-opt-');
+    cleanup.add(`mount at ${mnt}, if a check failed`, async () => {
+      if (await isMounted(mnt)) await runCli(['unmount', mnt]);
+      if (await isMounted(mnt)) await sh('umount', ['-l', mnt]);
+    });
     const r1 = await runCli([snap, mnt, '--endpoint', server.endpoint, '--base', snap]);
     assert.equal(r1.code, 2);
     assert.match(r1.stderr, /^ebsmount: --base needs --disk-cache/m);
