@@ -36,6 +36,8 @@ export interface FileDiffOptions {
   signal?: AbortSignal;
   onChange: (change: TreeChange, partition: number | undefined) => void | Promise<void>;
   onNote?: (note: string) => void;
+  /** Called as the walk goes: the partition being walked and the entries walked so far. */
+  onProgress?: (partition: string, entries: number, changes: number) => void;
 }
 
 export interface FetchFigures {
@@ -106,7 +108,7 @@ export async function runFileDiff(o: FileDiffOptions): Promise<FileDiffSummary> 
   }
 
   const opened: SnapshotFilesystems[] = [];
-  const walk: TreeDiffStats = { filesRead: 0, bytesRead: 0, extentChecks: 0 };
+  const walk: TreeDiffStats = { entries: 0, filesRead: 0, bytesRead: 0, extentChecks: 0 };
   const byStatus: Record<string, number> = {};
   const fsRows: FileDiffSummary['filesystems'] = [];
   let changes = 0;
@@ -160,19 +162,25 @@ export async function runFileDiff(o: FileDiffOptions): Promise<FileDiffSummary> 
         row.compared = 'metadata';
         note(`${label}: ${fb.filesystem.type}: extents cannot be mapped to disk offsets (FIEMAP gives ${fb.filesystem.type === 'btrfs' ? 'btrfs-internal addresses' : 'no disk offsets here'}): metadata walk only — a change that kept a file's size and mtime is not seen`);
       }
-      for await (const c of diffTrees({
-        rootA: fa.root,
-        rootB: fb.root,
-        prefix: o.prefix,
-        dataChanged,
-        content: o.content,
-        stats: walk,
-        onNote: (n) => note(`${label}: ${n}`),
-      })) {
-        o.signal?.throwIfAborted();
-        changes++;
-        byStatus[c.status] = (byStatus[c.status] ?? 0) + 1;
-        await o.onChange(c, fa.partition);
+      const ticker = setInterval(() => o.onProgress?.(label, walk.entries ?? 0, changes), 250);
+      try {
+        for await (const c of diffTrees({
+          rootA: fa.root,
+          rootB: fb.root,
+          prefix: o.prefix,
+          dataChanged,
+          content: o.content,
+          stats: walk,
+          signal: o.signal,
+          onNote: (n) => note(`${label}: ${n}`),
+        })) {
+          o.signal?.throwIfAborted();
+          changes++;
+          byStatus[c.status] = (byStatus[c.status] ?? 0) + 1;
+          await o.onChange(c, fa.partition);
+        }
+      } finally {
+        clearInterval(ticker);
       }
     }
     statusA = (await A.status())?.stats;

@@ -45,6 +45,8 @@ export interface TreeChange {
 }
 
 export interface TreeDiffStats {
+  /** Entries walked (both sides, paired entries once). */
+  entries?: number;
   filesRead: number;
   bytesRead: number;
   extentChecks: number;
@@ -66,6 +68,8 @@ export interface TreeDiffOptions {
   batchSize?: number;
   stats?: TreeDiffStats;
   onNote?: (note: string) => void;
+  /** Checked between batches: an aborted walk stops with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 interface Pair {
@@ -106,8 +110,10 @@ export async function* diffTrees(opts: TreeDiffOptions): AsyncGenerator<TreeChan
   const ctx: BatchContext = { opts, stats, xattrsWorking: opts.xattrs !== false };
   let batch: Pair[] = [];
   for await (const pair of merged(opts)) {
+    stats.entries = (stats.entries ?? 0) + 1;
     batch.push(pair);
     if (batch.length >= batchSize) {
+      opts.signal?.throwIfAborted();
       yield* await judgeBatch(batch, ctx);
       batch = [];
     }

@@ -114,11 +114,29 @@ function awsArgs(argv: AwsArgs): string[] {
   ];
 }
 
+/** One self-rewriting line on stderr when it is a terminal; cleared before anything else is printed. */
+function statusLine() {
+  const tty = Boolean(process.stderr.isTTY);
+  let shown = false;
+  return {
+    show(text: string) {
+      if (!tty) return;
+      process.stderr.write(`\r${text.slice(0, (process.stderr.columns || 100) - 1)}\x1b[K`);
+      shown = true;
+    },
+    clear() {
+      if (tty && shown) process.stderr.write('\r\x1b[K');
+      shown = false;
+    },
+  };
+}
+
 async function filesDiff(argv: DiffArgv): Promise<void> {
   if (process.getuid?.() !== 0) throw new UserError('diff --files mounts both snapshots\' filesystems (loop devices): run it as root', 2);
   const logger = createLogger({ level: argv['log-level'] });
   const api = apiFromArgv(argv, logger);
   const json: Record<string, unknown>[] = [];
+  const line = statusLine();
   try {
     const summary = await withInterrupt((signal) =>
       runFileDiff({
@@ -132,10 +150,15 @@ async function filesDiff(argv: DiffArgv): Promise<void> {
         content: argv.content,
         signal,
         onChange: async (c, partition) => {
+          line.clear();
           if (argv.json) json.push(changeJson(c, partitionLabel(partition)));
           else await writeAll([`${formatChange(c, partitionLabel(partition))}\n`]);
         },
-        onNote: argv.json ? undefined : (n) => process.stderr.write(`note: ${n}\n`),
+        onNote: argv.json ? undefined : (n) => {
+          line.clear();
+          process.stderr.write(`note: ${n}\n`);
+        },
+        onProgress: (partition, entries, changes) => line.show(`walking ${partition}: ${entries} entries, ${changes} differences`),
       }),
     );
     if (argv.json) {
@@ -145,6 +168,7 @@ async function filesDiff(argv: DiffArgv): Promise<void> {
     }
     process.exitCode = summary.changes > 0 ? 1 : 0;
   } finally {
+    line.clear();
     api.close?.();
   }
 }

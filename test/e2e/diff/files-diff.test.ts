@@ -162,6 +162,17 @@ test('diff --files --json --content --partition 1 --path /edits: sha256 of both 
   assert.equal(none.stdout, '');
 });
 
+test('diff --files of unrelated snapshots: no changed-block list, so same-size files are compared by content (said); identical disks → exit 0', async () => {
+  const twin = await importImage(server.endpoint, join(work, 'disk.img'), ['--description', 'an unrelated copy']);
+  assert.notEqual(twin, parent);
+  const r = await diff([parent, twin, '--partition', '1']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /are not of one lineage: EBS cannot list their changed blocks, so every file of unchanged size is compared by content/);
+  assert.match(r.stderr, /read \d+ files/);
+  assert.ok(Number(/read (\d+) files/.exec(r.stderr)![1]) >= 600, 'every regular file of p1, both sides');
+});
+
 test('diff --files: errors are one line, exit 2', async () => {
   const r = await runCli(['diff', parent, child, '--content'], { env: { XDG_STATE_HOME: join(work, 'state') } });
   assert.equal(r.code, 2);
