@@ -3,7 +3,9 @@
  *
  * 1. ListChangedBlocks(A, B) gives the changed blocks (changed-blocks.ts). Unrelated snapshots:
  *    no such list exists, so every same-size file is compared by content (said in a note).
- * 2. Both snapshots' filesystems are mounted read-only (snapshot-filesystems.ts).
+ * 2. Both snapshots are served by one daemon (shared cache, B's unchanged blocks read through A's)
+ *    and their filesystems mounted read-only (snapshot-filesystems.ts). The same snapshot twice:
+ *    nothing to compare, nothing mounted.
  * 3. Partitions are paired by number (a filesystem UUID that differs is noted, the pair still
  *    compared); one only on one side is noted. `partition` restricts to one.
  * 4. Each pair is walked (tree-diff.ts). Where extents map to disk offsets (ext2/3/4, xfs: FIEMAP
@@ -21,7 +23,7 @@ import { requestCounts, estimateCostUsd } from '../mount/status-format.js';
 import { listChangedBlocks, type ChangedBlocks } from './changed-blocks.js';
 import type { Extent } from './extents.js';
 import { describeDiffError } from './run-block-diff.js';
-import { openSnapshotFilesystems, type MountedFilesystem, type SnapshotFilesystems } from './snapshot-filesystems.js';
+import { openDiffMount, type DiffMount, type MountedFilesystem } from './snapshot-filesystems.js';
 import { diffTrees, type TreeChange, type TreeDiffStats } from './tree-diff.js';
 
 export interface FileDiffOptions {
@@ -107,30 +109,33 @@ export async function runFileDiff(o: FileDiffOptions): Promise<FileDiffSummary> 
     note(`${o.snapA} and ${o.snapB} are not of one lineage: EBS cannot list their changed blocks, so every file of unchanged size is compared by content`);
   }
 
-  const opened: SnapshotFilesystems[] = [];
   const walk: TreeDiffStats = { entries: 0, filesRead: 0, bytesRead: 0, extentChecks: 0 };
   const byStatus: Record<string, number> = {};
   const fsRows: FileDiffSummary['filesystems'] = [];
   let changes = 0;
-  let statusA: Record<string, number> | undefined;
-  let statusB: Record<string, number> | undefined;
+  let stats: { a?: Record<string, number>; b?: Record<string, number> } = {};
+  let volumeSizeGiB = 0;
+  let mounted: DiffMount | undefined;
+  if (o.snapA === o.snapB) note('the same snapshot twice: nothing to compare');
   try {
-    for (const [snap, label] of [[o.snapA, 'a'], [o.snapB, 'b']] as const) {
+    if (o.snapA !== o.snapB) {
       try {
-        opened.push(await openSnapshotFilesystems(snap, label, { awsArgs: o.awsArgs, partition: o.partition }));
+        mounted = await openDiffMount(o.snapA, o.snapB, { awsArgs: o.awsArgs, partition: o.partition });
       } catch (err) {
         throw describeDiffError(err, ctx);
       }
       o.signal?.throwIfAborted();
     }
-    const [A, B] = opened as [SnapshotFilesystems, SnapshotFilesystems];
+    const A = mounted?.a ?? { filesystems: [] as MountedFilesystem[] };
+    const B = mounted?.b ?? { filesystems: [] as MountedFilesystem[] };
+    volumeSizeGiB = mounted?.b.volumeSizeGiB ?? 0;
     const key = (f: MountedFilesystem) => f.partition ?? 0;
     const inB = new Map(B.filesystems.map((f) => [key(f), f]));
     const inA = new Map(A.filesystems.map((f) => [key(f), f]));
     const name = (f: MountedFilesystem) => (f.partition === undefined ? 'the whole disk' : `p${f.partition}`);
     for (const f of A.filesystems) if (!inB.has(key(f))) note(`${name(f)}: only in ${o.snapA} (the partition table changed): not compared`);
     for (const f of B.filesystems) if (!inA.has(key(f))) note(`${name(f)}: only in ${o.snapB} (the partition table changed): not compared`);
-    if (o.partition !== undefined && !inA.has(o.partition) && !inB.has(o.partition)) note(`no partition ${o.partition} on either snapshot`);
+    if (mounted && o.partition !== undefined && !inA.has(o.partition) && !inB.has(o.partition)) note(`no partition ${o.partition} on either snapshot`);
 
     for (const fa of A.filesystems) {
       const fb = inB.get(key(fa));
@@ -183,19 +188,18 @@ export async function runFileDiff(o: FileDiffOptions): Promise<FileDiffSummary> 
         clearInterval(ticker);
       }
     }
-    statusA = (await A.status())?.stats;
-    statusB = (await B.status())?.stats;
+    if (mounted) stats = await mounted.status();
   } finally {
-    for (const s of [...opened].reverse()) for (const f of await s.close()) note(f);
+    if (mounted) for (const f of await mounted.close()) note(f);
   }
-  const a = figures(statusA, listChanged);
-  const b = figures(statusB);
+  const a = figures(stats.a, listChanged);
+  const b = figures(stats.b);
   return {
     changes,
     byStatus,
     notes,
     changedBlocks: changed ? changed.size : null,
-    volumeSizeGiB: opened[0]?.volumeSizeGiB ?? 0,
+    volumeSizeGiB,
     filesystems: fsRows,
     walk,
     fetched: { a, b, total: sum(a, b) },

@@ -1,18 +1,18 @@
 /**
- * openSnapshotFilesystems: a snapshot's filesystems mounted read-only for the file diff (root).
+ * openDiffMount: both snapshots' filesystems mounted read-only for the file diff (root).
  *
- * Steps: mount the snapshot with ebsmount's own daemon (spawnDaemon: the same path as
- * `ebsmount SNAP MNT`, partition files included) in a private 0700 directory; read its partition
- * table and superblocks through the whole-disk file (src/disk inspectDisk); plan and mount exactly
- * as `ebsmount browse` does (browse's mount-plan.ts and system.ts: a read-only loop device on each
- * partition's own file, `ro,nodev,nosuid,noexec` plus ext4 `noload`, xfs `norecovery,nouuid`,
- * btrfs `rescue=nologreplay`, NTFS through ntfs-3g). What cannot be mounted is listed with the
- * reason, never a failure.
+ * Steps: one ebsmount daemon serves both snapshots (`ebsmount SNAP_A SNAP_B MNT`, spawnDaemon: the
+ * same path as a user's mount) in a private 0700 directory: one shared memory cache, and SNAP_B's
+ * unchanged blocks are read through SNAP_A's (lineage sharing), so a block the two share is
+ * fetched once. Then, for each snapshot, its partition table and superblocks are read through its
+ * whole-disk file (src/disk inspectDisk) and its filesystems mounted exactly as `ebsmount browse`
+ * does (browse's mount-plan.ts and system.ts: a read-only loop device on each partition's own file,
+ * `ro,nodev,nosuid,noexec` plus ext4 `noload`, xfs `norecovery,nouuid`, btrfs
+ * `rescue=nologreplay`, NTFS through ntfs-3g). What cannot be mounted is listed with the reason,
+ * never a failure.
  *
- * Interim, said plainly: one daemon per snapshot (multi-snapshot mounts with a lineage-shared
- * cache are not on main yet). `close()` undoes everything in reverse order and never throws (what
- * it could not undo comes back as notes); `status()` is the daemon's counters (blocks fetched,
- * requests).
+ * `close()` undoes everything in reverse order and never throws (what it could not undo comes back
+ * as notes); `status()` gives each image's counters (blocks fetched, requests) from the daemon.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,7 +24,6 @@ import { inspectDisk } from '../disk/inspect-disk.js';
 import type { FilesystemInfo } from '../disk/fs-probe.js';
 import { UserError } from '../errors/user-error.js';
 import { controlRequest } from '../mount/control-client.js';
-import type { MountStatus } from '../mount/control-protocol.js';
 import { defaultLogFile } from '../mount/paths.js';
 import { MountRegistry } from '../mount/registry.js';
 import { collectStatus } from '../mount/run-status.js';
@@ -45,7 +44,13 @@ export interface SnapshotFilesystems {
   snapshotId: string;
   volumeSizeGiB: number;
   filesystems: MountedFilesystem[];
-  status(): Promise<MountStatus | undefined>;
+}
+
+export interface DiffMount {
+  a: SnapshotFilesystems;
+  b: SnapshotFilesystems;
+  /** Each image's counters, from the daemon (undefined once it is gone). */
+  status(): Promise<{ a?: Record<string, number>; b?: Record<string, number> }>;
   close(): Promise<string[]>;
 }
 
@@ -60,9 +65,9 @@ export interface OpenOptions {
   registry?: MountRegistry;
 }
 
-export async function openSnapshotFilesystems(snapshotId: string, label: string, o: OpenOptions): Promise<SnapshotFilesystems> {
+export async function openDiffMount(snapA: string, snapB: string, o: OpenOptions): Promise<DiffMount> {
   const registry = o.registry ?? new MountRegistry();
-  const base = await mkdtemp(join(tmpdir(), `ebsmount-diff-${label}-`));
+  const base = await mkdtemp(join(tmpdir(), 'ebsmount-diff-'));
   const fuseDir = join(base, 'fuse');
   await mkdir(fuseDir, { mode: 0o700 });
   const undo: { what: string; fn: () => Promise<void> }[] = [{ what: `remove ${base}`, fn: () => rm(base, { recursive: true, force: true }) }];
@@ -79,47 +84,57 @@ export async function openSnapshotFilesystems(snapshotId: string, label: string,
     return failed;
   };
   try {
-    const logFile = defaultLogFile(snapshotId);
+    const logFile = defaultLogFile(snapB);
     const ready = await spawnDaemon({
-      args: ['mount', snapshotId, fuseDir, ...o.awsArgs, '--read-ahead', o.readAhead ?? '1M', '--cache-size', o.cacheSize ?? '256M', '--log-file', logFile, '--daemon-fd', '3'],
+      args: ['mount', snapA, snapB, fuseDir, ...o.awsArgs, '--read-ahead', o.readAhead ?? '1M', '--cache-size', o.cacheSize ?? '512M', '--log-file', logFile, '--daemon-fd', '3'],
       logFile,
     });
     if (!ready.ok) throw new UserError(ready.message, ready.exitCode || 1);
     undo.push({ what: `unmount ${fuseDir}`, fn: () => stopDaemon(registry, fuseDir) });
-    const status = async () => (await collectStatus(registry, fuseDir))[0];
-    const st = await status();
-    if (!st) throw new UserError(`the mount of ${snapshotId} at ${fuseDir} does not answer`);
-    const report = await readDisk(join(fuseDir, `${snapshotId}.img`));
+    const status = async () => {
+      const st = (await collectStatus(registry, fuseDir))[0];
+      const of = (id: string) => st?.images?.find((i) => i.snapshotId === id)?.stats;
+      return { a: of(snapA), b: of(snapB) };
+    };
+    const st = (await collectStatus(registry, fuseDir))[0];
+    if (!st) throw new UserError(`the mount of ${snapA} and ${snapB} at ${fuseDir} does not answer`);
     const machine = { kernelFilesystems: await kernelFilesystems(), ntfs3g: onPath('ntfs-3g') };
-    const targets = planBrowse(snapshotId, report, machine, { replay: false, partition: o.partition });
-    const starts = new Map(report.partitions.map((p) => [p.partition.number, p.partition.startBytes]));
-    const filesystems: MountedFilesystem[] = [];
-    for (const t of targets) {
-      const entry: MountedFilesystem = { partition: t.partition, startBytes: t.partition === undefined ? 0 : starts.get(t.partition)!, filesystem: t.filesystem };
-      filesystems.push(entry);
-      if (!t.mount) {
-        entry.skip = t.skip;
-        continue;
+    const side = async (snapshotId: string, label: string): Promise<SnapshotFilesystems> => {
+      const image = st.images?.find((i) => i.snapshotId === snapshotId);
+      const report = await readDisk(join(fuseDir, `${snapshotId}.img`));
+      const targets = planBrowse(snapshotId, report, machine, { replay: false, partition: o.partition });
+      const starts = new Map(report.partitions.map((p) => [p.partition.number, p.partition.startBytes]));
+      const filesystems: MountedFilesystem[] = [];
+      for (const t of targets) {
+        const entry: MountedFilesystem = { partition: t.partition, startBytes: t.partition === undefined ? 0 : starts.get(t.partition)!, filesystem: t.filesystem };
+        filesystems.push(entry);
+        if (!t.mount) {
+          entry.skip = t.skip;
+          continue;
+        }
+        let dev: string;
+        try {
+          dev = await loopAttach(join(fuseDir, t.fileName), true);
+        } catch (err) {
+          entry.skip = (err as Error).message;
+          continue;
+        }
+        undo.push({ what: `detach ${dev}`, fn: async () => void (await loopDetach(dev)) });
+        const dir = join(base, label, t.label);
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        const m = await mountDevice(t.mount.helper, t.mount.type, t.mount.options, dev, dir);
+        if (m.code !== 0) {
+          entry.skip = `mount failed: ${firstLine(m.stderr) || `exit ${m.code}`}`;
+          continue;
+        }
+        undo.push({ what: `unmount ${dir}`, fn: () => umount(dir) });
+        entry.root = dir;
       }
-      let dev: string;
-      try {
-        dev = await loopAttach(join(fuseDir, t.fileName), true);
-      } catch (err) {
-        entry.skip = (err as Error).message;
-        continue;
-      }
-      undo.push({ what: `detach ${dev}`, fn: async () => void (await loopDetach(dev)) });
-      const dir = join(base, t.label);
-      await mkdir(dir, { mode: 0o700 });
-      const m = await mountDevice(t.mount.helper, t.mount.type, t.mount.options, dev, dir);
-      if (m.code !== 0) {
-        entry.skip = `mount failed: ${firstLine(m.stderr) || `exit ${m.code}`}`;
-        continue;
-      }
-      undo.push({ what: `unmount ${dir}`, fn: () => umount(dir) });
-      entry.root = dir;
-    }
-    return { snapshotId, volumeSizeGiB: st.volumeSizeGiB, filesystems, status, close };
+      return { snapshotId, volumeSizeGiB: image?.volumeSizeGiB ?? st.volumeSizeGiB, filesystems };
+    };
+    const a = await side(snapA, 'a');
+    const b = await side(snapB, 'b');
+    return { a, b, status, close };
   } catch (err) {
     await close();
     throw err;

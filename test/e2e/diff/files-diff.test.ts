@@ -156,6 +156,9 @@ test('diff --files --json --content --partition 1 --path /edits: sha256 of both 
   assert.ok(log.sha256.a && log.sha256.b);
   assert.deepEqual(doc.filesystems.map((f: any) => [f.partition, f.type, f.compared]), [[1, 'ext4', 'extents']]);
   assert.ok(doc.fetched.total.costUsd > 0);
+  // One daemon, SNAP_B's unchanged blocks read through SNAP_A's: B fetches only changed blocks.
+  assert.ok(doc.fetched.b.blocksFetched <= doc.changedBlocks, JSON.stringify(doc.fetched));
+  assert.ok(doc.fetched.a.blocksFetched > 0);
 
   const none = await diff([parent, parent, '--partition', '2']);
   assert.equal(none.code, 0, none.stderr);
