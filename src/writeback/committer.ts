@@ -35,7 +35,7 @@ import { WRITE_RETRY, withRetry, type RetryPolicy } from '../ebs/retry.js';
 import { describeEbsError } from '../errors/describe-error.js';
 import { UserError } from '../errors/user-error.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import type { Journal } from './journal.js';
+import { JournalDamagedError, type Journal } from './journal.js';
 
 /** StartSnapshot Timeout: long enough to resume a crashed commit the next day. */
 export const DEFAULT_SNAPSHOT_TIMEOUT_MIN = 1_440;
@@ -108,6 +108,7 @@ export async function commitJournal(journal: Journal, opts: CommitOptions): Prom
 
   const fail = (err: unknown, stage: string): CommitError => {
     if (err instanceof CommitError) return err;
+    if (err instanceof JournalDamagedError) return new CommitError(`commit refused: ${err.message}`, dir, { cause: err });
     // Before the child exists, a missing snapshot is the parent.
     const ctx = childId
       ? { snapshotId: childId, role: 'child snapshot' }
@@ -321,11 +322,13 @@ async function uploadBlocks(
       try {
         const sha = journal.durableChecksum(index);
         if (sha === undefined) throw new Error(`block ${index} changed after the commit started`);
-        const data = (await journal.readBlockInto(index, buf)) ? buf : zeroBlock;
+        const data = (await journal.readBlockInto(index, buf, { verify: false })) ? buf : zeroBlock;
         // Hashed in the threadpool: the event loop keeps the other uploads moving meanwhile.
         const actual = data === zeroBlock ? ZERO_BLOCK_SHA256 : await sha256Base64Async(data);
         if (actual !== sha) {
-          throw new Error(`block ${index} in the journal does not match its recorded SHA-256 (blocks.dat is damaged)`);
+          const what = `block ${index} in blocks.dat does not match its recorded SHA-256`;
+          if (!journal.meta.damage) await journal.updateMeta({ damage: what }).catch(() => {});
+          throw new JournalDamagedError(journal.dir, [what]);
         }
         await retry(
           () => opts.api.putSnapshotBlock(childId, index, data, sha, { progress: Math.floor((done * 100) / total), signal: opts.signal }),

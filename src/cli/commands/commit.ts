@@ -10,6 +10,10 @@
  *   same id again and makes no request; a journal with no changes says so on stderr and prints
  *   nothing. The ClientToken makes an interrupted commit resume the same child snapshot.
  * - `--restart` starts a new child when the earlier one went to state error.
+ * - A damaged journal is refused (one line naming the damage). `--salvage` commits every intact
+ *   block and lists the lost ones on stderr: the child keeps the PARENT's data for those blocks
+ *   (never zeros); a journal whose commit had already started gets a fresh child then (the
+ *   earlier one may hold puts of blocks now left out).
  * - A journal still held by a running mount is refused (unmount it; that commits).
  * - Failures are one line naming the cause and how to resume; the journal is kept.
  */
@@ -27,6 +31,7 @@ interface CommitArgv extends AwsArgs {
   journal?: string;
   'upload-concurrency'?: number;
   restart?: boolean;
+  salvage?: boolean;
   verbose?: boolean;
 }
 
@@ -45,6 +50,11 @@ export const commitCommand: CommandModule<object, CommitArgv> = {
         type: 'boolean',
         default: false,
         describe: 'start a new child snapshot when the earlier one went to state error',
+      })
+      .option('salvage', {
+        type: 'boolean',
+        default: false,
+        describe: "commit a damaged journal's intact blocks; the lost ones are listed and keep the parent's data",
       })
       .option('verbose', { type: 'boolean', default: false, describe: 'log progress and retries to stderr' })
       .example('$0 commit --journal ~/.local/state/ebsmount/journals/<id>', 'finish the commit of a crashed mount (see `ebsmount journals`)') as unknown as Argv<CommitArgv>,
@@ -73,13 +83,24 @@ export const commitCommand: CommandModule<object, CommitArgv> = {
     const api = apiFromArgv({ endpoint, region: argv.region ?? meta.region, profile: argv.profile, concurrency }, logger);
     let journal: Journal;
     try {
-      journal = await Journal.open(dir, { logger });
+      journal = await Journal.open(dir, { logger, salvage: argv.salvage });
     } catch (err) {
       api.close?.();
       if (err instanceof UserError) throw err;
       if (err instanceof JournalError) throw new UserError(`commit: ${err.message}`, 1, { cause: err });
       throw err;
     }
+    const lost = journal.salvage?.lostBlocks ?? [];
+    if (journal.salvage && (lost.length > 0 || journal.salvage.unreadableRecords > 0)) {
+      const shown = lost.slice(0, 50).join(', ');
+      process.stderr.write(
+        `ebsmount: salvage of ${dir}: ${lost.length} block${lost.length === 1 ? '' : 's'} lost, the child keeps the parent's data there`
+        + `${lost.length > 0 ? `: ${shown}${lost.length > 50 ? `, ... (${lost.length - 50} more; meta.json lists all)` : ''}` : ''}`
+        + `${journal.salvage.unreadableRecords > 0 ? `; ${journal.salvage.unreadableRecords} unreadable index record(s)` : ''}\n`,
+      );
+    }
+    // Blocks left out: a child an earlier attempt started may hold some of them, so start a new one.
+    const restart = argv.restart || (lost.length > 0 && journal.meta.state === 'committing');
     const bar = new ProgressBar({ label: 'commit', totalBytes: journal.dirtyBlockCount * BLOCK_SIZE });
     try {
       const result = await commitJournal(journal, {
@@ -87,7 +108,7 @@ export const commitCommand: CommandModule<object, CommitArgv> = {
         uploadConcurrency: concurrency,
         logger,
         endpoint,
-        restart: argv.restart,
+        restart,
         onProgress: (done, total) => {
           bar.totalBytes = total * BLOCK_SIZE;
           bar.update(done * BLOCK_SIZE, { blocks: done });

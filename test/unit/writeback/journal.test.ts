@@ -6,11 +6,12 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { sha256Base64 } from '../../../src/ebs/checksum.js';
 import { BLOCK_SIZE, ZERO_BLOCK_SHA256 } from '../../../src/ebs/constants.js';
-import { Journal, JournalError } from '../../../src/writeback/journal.js';
+import { Journal, JournalDamagedError, JournalError } from '../../../src/writeback/journal.js';
+import { describeJournal } from '../../../src/writeback/journal-registry.js';
 import { JournalBusyError, journalLockHolder } from '../../../src/writeback/journal-lock.js';
 import { LOCK_FILE } from '../../../src/writeback/paths.js';
 import { holdLock } from '../../helpers/lock-holder.js';
-import { RECORD_SIZE, TYPE_BLOCK, encodeRecord, decodeRecord } from '../../../src/writeback/journal-format.js';
+import { RECORD_SIZE, TYPE_BLOCK, TYPE_SYNC, encodeRecord, decodeRecord } from '../../../src/writeback/journal-format.js';
 import { PARENT_ID, patternBlock, tempDir } from './fixtures.js';
 
 const init = (journalId = 'j-1') => ({ journalId, parentSnapshotId: PARENT_ID, volumeSizeGiB: 1, description: 'test', tags: [{ key: 'k', value: 'v' }] });
@@ -156,35 +157,119 @@ describe('Journal', () => {
     });
   });
 
-  test('a corrupted record is skipped (the previous record of its block wins) and the index is rewritten', async () => {
+  /** Two synced batches: block 1 (v1); then block 1 (v2) and block 2. Returns index.log's path and bytes. */
+  async function twoBatches(dir: string): Promise<{ path: string; log: Buffer }> {
+    const j = await create(dir, init());
+    await j.writeBlock(1, patternBlock(1));
+    await j.flush(); // records 0 (block 1), 1 (sync)
+    await j.writeBlock(1, patternBlock(2));
+    await j.writeBlock(2, patternBlock(3));
+    await j.flush(); // records 2, 3 (blocks 1 and 2), 4 (sync)
+    await j.abandon();
+    const path = join(dir, 'index.log');
+    return { path, log: await readFile(path) };
+  }
+
+  async function patch(path: string, at: number, bytes: Buffer): Promise<void> {
+    const fh = await open(path, 'r+');
+    await fh.write(bytes, 0, bytes.length, at);
+    await fh.close();
+  }
+
+  /** Every way of opening refuses with one message naming the damage, and nothing on disk changes. */
+  async function assertRefused(dir: string, path: string, log: Buffer, pattern: RegExp): Promise<void> {
+    const before = await readFile(path);
+    for (const opts of [{}, { readOnly: true }]) {
+      await assert.rejects(reopen(dir, opts), (e: unknown) => {
+        assert.ok(e instanceof JournalDamagedError, String(e));
+        assert.match(e.message, pattern);
+        assert.match(e.message, /--salvage/);
+        assert.equal(e.message.split('\n').length, 1);
+        return true;
+      });
+    }
+    assert.ok((await readFile(path)).equals(before), 'a refused open changed index.log');
+    assert.equal(before.length, log.length);
+    const listed = await describeJournal(dir);
+    assert.equal(listed.state, 'damaged');
+    assert.match(listed.error ?? '', pattern);
+  }
+
+  test('a record with a bad CRC inside a synced batch: refused, never skipped; salvage loses that block, keeps the rest', async () => {
     await withJournal(async (dir) => {
-      const j = await create(dir, init());
-      await j.writeBlock(1, patternBlock(1));
-      await j.flush(); // records 0 (block 1), 1 (sync)
-      await j.writeBlock(1, patternBlock(2));
-      await j.writeBlock(2, patternBlock(3));
-      await j.flush(); // records 2, 3 (blocks 1 and 2 in map order), 4 (sync)
-      const path = join(dir, 'index.log');
-      const log = await readFile(path);
+      const { path, log } = await twoBatches(dir);
       let target = -1;
       for (let off = 0; off < log.length; off += RECORD_SIZE) {
         const rec = decodeRecord(log, off);
         if (rec && rec.type === TYPE_BLOCK && rec.blockIndex === 1 && off > 0) target = off;
       }
       assert.ok(target > 0);
-      const fh = await open(path, 'r+');
-      await fh.write(Buffer.from([log[target + 30]! ^ 0x55]), 0, 1, target + 30);
-      await fh.close();
+      await patch(path, target + 30, Buffer.from([log[target + 30]! ^ 0x55]));
+      await assertRefused(dir, path, log, new RegExp(`record ${target / RECORD_SIZE} .*unreadable \\(probably block 1\\)`));
 
+      const s = await reopen(dir, { salvage: true });
+      assert.deepEqual(s.salvage!.lostBlocks, [1], 'block 1 must not fall back to its older content');
+      assert.equal(s.salvage!.unreadableRecords, 1);
+      assert.deepEqual(s.dirtyIndexes(), [2]);
+      assert.ok((await s.readBlock(2))!.equals(patternBlock(3)));
+      assert.deepEqual(s.meta.salvaged?.lostBlocks, [1]);
+      await s.close();
+      const again = await reopen(dir);
+      assert.deepEqual(again.dirtyIndexes(), [2], 'the salvaged journal opens normally');
+      await again.close();
+    });
+  });
+
+  test('a batch whose sync record counts other than its records: refused', async () => {
+    await withJournal(async (dir) => {
+      const { path, log } = await twoBatches(dir);
+      const sync = decodeRecord(log, 4 * RECORD_SIZE)!;
+      assert.equal(sync.type, TYPE_SYNC);
+      const forged = Buffer.alloc(RECORD_SIZE);
+      encodeRecord(forged, 0, { ...sync, blockIndex: 3 });
+      await patch(path, 4 * RECORD_SIZE, forged);
+      await assertRefused(dir, path, log, /holds 2 block records but its sync record says 3/);
+    });
+  });
+
+  test('a hole (zeros) before the last sync record is damage; an unsynced tail after it is discarded', async () => {
+    await withJournal(async (dir) => {
+      const { path, log } = await twoBatches(dir);
+      await patch(path, 2 * RECORD_SIZE, Buffer.alloc(RECORD_SIZE));
+      await assertRefused(dir, path, log, /record 2 \(byte 128\) is unreadable/);
+      await patch(path, 2 * RECORD_SIZE, log.subarray(2 * RECORD_SIZE, 3 * RECORD_SIZE));
+      // Unsynced: a readable block record and garbage after the last sync record.
+      const rec = Buffer.alloc(RECORD_SIZE);
+      encodeRecord(rec, 0, { type: TYPE_BLOCK, seq: 6, blockIndex: 9, slot: 0, sha256: sha256Base64(patternBlock(1)) });
+      await appendFile(path, Buffer.concat([rec, Buffer.alloc(100, 0xee)]));
       const r = await reopen(dir);
-      assert.equal(r.replayStats.badRecords, 1);
-      assert.ok((await r.readBlock(1))!.equals(patternBlock(1)), 'block 1 falls back to its earlier record');
-      assert.ok((await r.readBlock(2))!.equals(patternBlock(3)));
-      assert.equal((await stat(path)).size, 3 * RECORD_SIZE, 'compacted: two blocks and a sync record');
-      const r2 = await reopen(dir);
-      assert.equal(r2.replayStats.badRecords, 0);
-      assert.deepEqual(r2.dirtyIndexes(), [1, 2]);
-      await r2.close();
+      assert.deepEqual(r.dirtyIndexes(), [1, 2]);
+      assert.equal(r.replayStats.tornBytes, RECORD_SIZE + 100);
+      assert.ok((await r.readBlock(1))!.equals(patternBlock(2)));
+      await r.close();
+    });
+  });
+
+  test('a block whose data in blocks.dat no longer matches its SHA-256 is never served; the journal is then refused', async () => {
+    await withJournal(async (dir) => {
+      const j = await create(dir, init());
+      await j.writeBlock(4, patternBlock(4));
+      await j.writeBlock(5, patternBlock(5));
+      await j.flush();
+      const slot = decodeRecord(await readFile(join(dir, 'index.log')), 0)!;
+      await patch(join(dir, 'blocks.dat'), slot.slot * BLOCK_SIZE + 1000, Buffer.from('rot'));
+      const bad = slot.blockIndex;
+      const good = bad === 4 ? 5 : 4;
+      await assert.rejects(j.readBlock(bad), (e: unknown) => e instanceof JournalDamagedError && new RegExp(`block ${bad} in blocks.dat`).test(e.message));
+      await assert.rejects(j.readBlockInto(bad, Buffer.alloc(BLOCK_SIZE)), JournalDamagedError);
+      assert.ok((await j.readBlock(good))!.equals(patternBlock(good)));
+      await j.abandon();
+      await assert.rejects(reopen(dir), new RegExp(`block ${bad} in blocks.dat .*does not match`));
+      const s = await reopen(dir, { salvage: true });
+      assert.deepEqual(s.salvage!.lostBlocks, [bad]);
+      assert.deepEqual(s.dirtyIndexes(), [good]);
+      assert.equal(s.meta.damage, undefined);
+      await s.close();
     });
   });
 
