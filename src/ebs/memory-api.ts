@@ -32,6 +32,8 @@ export interface MemoryCall {
 interface MemorySnapshot {
   id: string;
   status: SnapshotStatus;
+  /** CompleteSnapshot answered pending: listings still see it pending this many more times, then `outcome`. */
+  completing?: { probes: number; outcome: SnapshotStatus };
   volumeSizeGiB: number;
   parentSnapshotId?: string;
   own: Map<number, Buffer>;
@@ -68,6 +70,16 @@ export class MemoryEbsApi implements EbsApi {
   corruptNext(op: EbsOp, times = 1): void {
     this.corruptions.set(op, (this.corruptions.get(op) ?? 0) + times);
   }
+
+  /**
+   * As AWS does: the next CompleteSnapshot answers 'pending'; the snapshot then stays pending
+   * for `probes` more ListSnapshotBlocks of it, and becomes `outcome` (completed, or error).
+   */
+  completeAsPending(probes: number, outcome: SnapshotStatus = 'completed'): void {
+    this.pendingCompletion = { probes, outcome };
+  }
+
+  private pendingCompletion: { probes: number; outcome: SnapshotStatus } | undefined;
 
   expireTokens(): void {
     this.generation++;
@@ -111,6 +123,12 @@ export class MemoryEbsApi implements EbsApi {
 
   async listSnapshotBlocks(snapshotId: string, opts: ListPageOptions = {}): Promise<BlockPage> {
     await this.enter('listSnapshotBlocks', snapshotId);
+    const completing = this.snapshots.get(snapshotId)?.completing;
+    if (completing && completing.probes-- <= 0) {
+      const s = this.mustGet(snapshotId);
+      s.status = completing.outcome;
+      s.completing = undefined;
+    }
     const snap = this.readable(snapshotId);
     const view = this.blocksOf(snapshotId);
     const { indexes, nextToken } = this.page([...view.keys()], opts);
@@ -221,6 +239,14 @@ export class MemoryEbsApi implements EbsApi {
     const linear = new LinearChecksum();
     for (const [i, b] of snap.own) linear.add(i, sha256Base64(b));
     const ok = changedBlocksCount === snap.own.size && (opts.linearChecksum === undefined || opts.linearChecksum === linear.digest());
+    if (snap.completing) {
+      throw new EbsError('ValidationException', `snapshot ${snapshotId} is already being completed`, { status: 400, reason: Reason.SNAPSHOT_NOT_PENDING });
+    }
+    if (ok && this.pendingCompletion) {
+      snap.completing = this.pendingCompletion;
+      this.pendingCompletion = undefined;
+      return { status: 'pending' };
+    }
     snap.status = ok ? 'completed' : 'error';
     return { status: snap.status };
   }

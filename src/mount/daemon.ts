@@ -40,7 +40,7 @@ export interface WritableLayerLike {
   writer: BlockWriter;
   journalDir: string;
   dirtyBlockCount(): number;
-  commit(onProgress?: (done: number, total: number) => void): Promise<{ snapshotId: string | null }>;
+  commit(onProgress?: (done: number, total: number) => void): Promise<{ snapshotId: string | null; pending?: boolean }>;
   discard(): Promise<void>;
   close(): Promise<void>;
 }
@@ -303,12 +303,15 @@ export class MountDaemon {
     this.state = 'committing';
     logger.info({ dirtyBlocks: dirty, journal: layer.journalDir }, 'committing');
     try {
-      const { snapshotId } = await layer.commit((done, total) => {
+      const { snapshotId, pending } = await layer.commit((done, total) => {
         for (const l of this.progressListeners) l(done, total);
       });
       await layer.close().catch(() => undefined);
       if (!snapshotId) return { snapshotId: null, message: 'no writes, no snapshot created', exitCode: 0 };
-      return { snapshotId, message: `committed ${dirty} block${dirty === 1 ? '' : 's'} as ${snapshotId} (child of ${this.config.snapshotId})`, exitCode: 0 };
+      const note = pending
+        ? `; it is still pending: the journal ${layer.journalDir} is kept until it is completed (confirm with: ebsmount commit --journal ${layer.journalDir})`
+        : '';
+      return { snapshotId, message: `committed ${dirty} block${dirty === 1 ? '' : 's'} as ${snapshotId} (child of ${this.config.snapshotId})${note}`, exitCode: 0 };
     } catch (err) {
       await layer.close().catch(() => undefined);
       const why = err instanceof Error ? err.message : String(err);

@@ -23,6 +23,11 @@
  *   and checksum cover whatever an earlier attempt put. Nothing to write → no snapshot (null).
  * - Block data read back from the journal is checked against the SHA-256 recorded when it became
  *   durable: a damaged journal fails the commit instead of uploading wrong bytes.
+ * - A child that CompleteSnapshot leaves `pending` (the real service does) is polled (backoff up
+ *   to 30 s) for up to `completionWaitMs` (default 10 min): completed → done; error → CommitError
+ *   with the way out (`--restart`); still pending → the result says `pending` and the journal is
+ *   kept, in state committing with `completionRequested`, until a later commit sees the child
+ *   completed (it only polls then: nothing is uploaded again).
  * - Failure throws CommitError (a UserError): one line naming the cause and how to resume
  *   (`ebsmount commit --journal DIR`); the journal is kept, in state committing.
  */
@@ -31,7 +36,7 @@ import type { EbsApi } from '../ebs/api.js';
 import { LinearChecksum, sha256Base64Async } from '../ebs/checksum.js';
 import { BLOCK_SIZE, MIN_LIST_RESULTS, ZERO_BLOCK_SHA256 } from '../ebs/constants.js';
 import { EbsError, Reason, retryKind } from '../ebs/errors.js';
-import { WRITE_RETRY, withRetry, type RetryPolicy } from '../ebs/retry.js';
+import { WRITE_RETRY, abortableSleep, withRetry, type RetryPolicy } from '../ebs/retry.js';
 import { describeEbsError } from '../errors/describe-error.js';
 import { UserError } from '../errors/user-error.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -61,7 +66,12 @@ export interface CommitOptions {
   /** Names the endpoint in error messages. */
   endpoint?: string;
   signal?: AbortSignal;
+  /** How long to wait for a child CompleteSnapshot left pending. Default 10 minutes. */
+  completionWaitMs?: number;
+  now?: () => number;
 }
+
+export const DEFAULT_COMPLETION_WAIT_MS = 10 * 60_000;
 
 export interface CommitResult {
   snapshotId: string | null;
@@ -73,6 +83,8 @@ export interface CommitResult {
   alreadyCommitted: boolean;
   /** This run continued an earlier, interrupted commit. */
   resumed: boolean;
+  /** The child was still pending when the wait ended: the journal is kept until it is seen completed. */
+  pending?: boolean;
 }
 
 export class CommitError extends UserError {
@@ -152,6 +164,7 @@ export async function commitJournal(journal: Journal, opts: CommitOptions): Prom
       committedAt: new Date().toISOString(),
       committedBlocks: written,
       lastError: undefined,
+      completionRequested: undefined,
     });
     if (confirmed && opts.dropDataWhenDone !== false) {
       await journal.dropData().catch((err: unknown) => logger.warn({ err, dir }, 'could not delete the committed journal data'));
@@ -171,6 +184,7 @@ export async function commitJournal(journal: Journal, opts: CommitOptions): Prom
       snapshotTimeoutMinutes: timeoutMinutes,
       tokenGeneration: generation,
       childSnapshotId: childId,
+      completionRequested: childId !== undefined && meta.completionRequested === true,
     });
   } catch (err) {
     throw fail(err, 'updating the journal');
@@ -191,6 +205,11 @@ export async function commitJournal(journal: Journal, opts: CommitOptions): Prom
     if (childId) {
       const status = await probeChild(api, childId, opts.signal);
       if (status === 'completed') return await finish(childId, toWrite.length, true);
+      if (meta.completionRequested) {
+        // Everything was put and completion requested: only its outcome is missing.
+        if (status === 'error') throw errorStateError(dir, childId);
+        if (status === 'pending') return await awaitCompletion(childId);
+      }
     }
 
     let stage = 'starting the child snapshot';
@@ -244,7 +263,12 @@ export async function commitJournal(journal: Journal, opts: CommitOptions): Prom
           dir,
         );
       }
-      return await finish(child, toWrite.length, status === 'completed');
+      if (status !== 'completed') {
+        await journal.updateMeta({ completionRequested: true });
+        stage = 'waiting for the child snapshot to complete';
+        return await awaitCompletion(child);
+      }
+      return await finish(child, toWrite.length, true);
     } catch (err) {
       throw fail(err, stage);
     }
@@ -252,6 +276,31 @@ export async function commitJournal(journal: Journal, opts: CommitOptions): Prom
     const e = fail(err, 'committing');
     await noteError(e);
     throw e;
+  }
+
+  /** Polls a child whose completion was requested; the journal is kept unless it is seen completed. */
+  async function awaitCompletion(id: string): Promise<CommitResult> {
+    const now = opts.now ?? Date.now;
+    const sleep = opts.sleep ?? abortableSleep;
+    const deadline = now() + (opts.completionWaitMs ?? DEFAULT_COMPLETION_WAIT_MS);
+    let delayMs = 1_000;
+    logger.info({ dir, childSnapshotId: id }, 'child snapshot pending: waiting until it is completed');
+    for (;;) {
+      let status: ChildStatus | 'unknown';
+      try {
+        status = await probeChild(api, id, opts.signal);
+      } catch (err) {
+        logger.warn({ dir, childSnapshotId: id, err: errText(err) }, 'could not learn the child snapshot\'s status');
+        status = 'unknown';
+      }
+      if (status === 'completed') return finish(id, toWrite.length, true);
+      if (status === 'error') throw errorStateError(dir, id);
+      if (now() + delayMs > deadline) break;
+      await sleep(delayMs, opts.signal);
+      delayMs = Math.min(30_000, delayMs * 2);
+    }
+    logger.warn({ dir, childSnapshotId: id }, 'child snapshot still pending: the journal is kept until it is seen completed');
+    return { snapshotId: id, blocksWritten: toWrite.length, blocksSkipped: skipped, alreadyCommitted: false, resumed, pending: true };
   }
 
   async function settleNotPending(id: string): Promise<CommitResult> {

@@ -20,7 +20,8 @@ export interface JournalInfo {
   dir: string;
   parentSnapshotId: string;
   childSnapshotId: string | null;
-  state: JournalState | 'damaged';
+  /** `completing`: committing, with the child's completion requested and not yet seen completed. */
+  state: JournalState | 'completing' | 'damaged';
   dirtyBlocks: number;
   /** Bytes the journal's files take on disk. */
   bytes: number;
@@ -89,7 +90,7 @@ export async function describeJournal(dir: string): Promise<JournalInfo> {
     dir,
     parentSnapshotId: meta.parentSnapshotId,
     childSnapshotId: meta.childSnapshotId ?? null,
-    state: meta.state,
+    state: meta.state === 'committing' && meta.completionRequested ? 'completing' : meta.state,
     dirtyBlocks: meta.committedBlocks ?? 0,
     bytes: await diskBytes(dir),
     createdAt: meta.createdAt,

@@ -100,6 +100,8 @@ export interface JournalMeta {
   /** StartSnapshot Timeout fixed at the first attempt (part of the idempotent parameters). */
   snapshotTimeoutMinutes?: number;
   lastError?: string;
+  /** CompleteSnapshot answered pending: the child is kept (and the journal with it) until it is seen completed. */
+  completionRequested?: boolean;
   /** Damage found after open (a block whose data failed its SHA-256 check): the journal refuses to open until salvaged. */
   damage?: string;
   /** What a salvage left out. */

@@ -65,7 +65,7 @@ export interface WritableLayer {
   /** True when an existing journal was reopened. */
   resumed: boolean;
   dirtyBlockCount(): number;
-  commit(onProgress?: (done: number, total: number) => void): Promise<{ snapshotId: string | null }>;
+  commit(onProgress?: (done: number, total: number) => void): Promise<{ snapshotId: string | null; pending?: boolean }>;
   discard(): Promise<void>;
   close(): Promise<void>;
 }
@@ -166,7 +166,7 @@ export async function openWritableLayer(opened: OpenedVolume, opts: WritableLaye
     return true;
   };
 
-  let committed: { snapshotId: string | null } | undefined;
+  let committed: { snapshotId: string | null; pending?: boolean } | undefined;
   return {
     reader: overlay,
     writer,
@@ -194,7 +194,7 @@ export async function openWritableLayer(opened: OpenedVolume, opts: WritableLaye
         retryPolicy: opts.retryPolicy,
         sleep: opts.sleep,
       });
-      committed = { snapshotId: result.snapshotId };
+      committed = { snapshotId: result.snapshotId, ...(result.pending ? { pending: true } : {}) };
       journalGone = true;
       // No child: nothing to remember (a journal dir passed in by the user stays, committed).
       if (result.snapshotId === null && !opts.journalDir) await rm(dir, { recursive: true, force: true }).catch(() => {});

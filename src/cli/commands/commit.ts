@@ -10,6 +10,9 @@
  *   same id again and makes no request; a journal with no changes says so on stderr and prints
  *   nothing. The ClientToken makes an interrupted commit resume the same child snapshot.
  * - `--restart` starts a new child when the earlier one went to state error.
+ * - A child the service leaves pending after CompleteSnapshot is waited for (bounded); if still
+ *   pending its id is printed, with a note that the journal is kept until a later run of this
+ *   command sees it completed.
  * - A damaged journal is refused (one line naming the damage). `--salvage` commits every intact
  *   block and lists the lost ones on stderr: the child keeps the PARENT's data for those blocks
  *   (never zeros); a journal whose commit had already started gets a fresh child then (the
@@ -117,6 +120,12 @@ export const commitCommand: CommandModule<object, CommitArgv> = {
       bar.finish();
       if (result.snapshotId) {
         process.stdout.write(`${result.snapshotId}\n`);
+        if (result.pending) {
+          process.stderr.write(
+            `ebsmount: child snapshot ${result.snapshotId} is still pending; the journal is kept until it is completed: `
+            + `confirm later with: ebsmount commit --journal ${dir}\n`,
+          );
+        }
         if (result.blocksSkipped > 0) process.stderr.write(`ebsmount: ${result.blocksSkipped} blocks equal to the parent's were not uploaded\n`);
       } else {
         process.stderr.write(`ebsmount: journal ${dir} had no changes: no snapshot was created\n`);

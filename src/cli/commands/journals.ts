@@ -4,7 +4,7 @@
  * failed commit), which `ebsmount commit --journal DIR` finishes.
  *
  * Contract: read-only (never locks or changes a journal). Table columns: id (first 8 chars),
- * state (open / committing / committed / damaged, "in use" when a live mount holds it), parent,
+ * state (open / committing / completing (child pending) / committed / damaged, "in use" when a live mount holds it), parent,
  * child, dirty blocks, size on disk, created, directory. `--json` prints the full JournalInfo
  * array (journal-registry.ts). Nothing found: a note on stderr, exit 0.
  */
@@ -40,7 +40,7 @@ export const journalsCommand: CommandModule<object, JournalsArgv> = {
       return;
     }
     process.stdout.write(formatTable(journals));
-    if (journals.some((j) => j.state === 'open' || j.state === 'committing')) {
+    if (journals.some((j) => j.state === 'open' || j.state === 'committing' || j.state === 'completing')) {
       process.stdout.write('\nFinish one with: ebsmount commit --journal DIR\n');
     }
   },

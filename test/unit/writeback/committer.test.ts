@@ -9,6 +9,7 @@ import { EbsError, Reason } from '../../../src/ebs/errors.js';
 import { MemoryEbsApi } from '../../../src/ebs/memory-api.js';
 import { clientTokenFor, CommitError, commitJournal, type CommitOptions } from '../../../src/writeback/committer.js';
 import { Journal } from '../../../src/writeback/journal.js';
+import { describeJournal } from '../../../src/writeback/journal-registry.js';
 import { FAST_RETRY, noSleep } from '../store/fixtures.js';
 import { patternBlock, tempDir } from './fixtures.js';
 
@@ -312,6 +313,57 @@ describe('commitJournal', () => {
       assert.equal(s.api.statusOf(result.snapshotId!), 'completed');
       assert.deepEqual(effective(s.api, result.snapshotId!), effectiveOf(s.expected));
       assert.equal(children(s.api, s.parentId).length, 2);
+    } finally {
+      await s.done();
+    }
+  });
+
+  test('CompleteSnapshot answers pending: the journal is kept until the child is seen completed', async () => {
+    const s = await setup();
+    try {
+      s.api.completeAsPending(3); // three listings still see it pending
+      let clock = 0;
+      const waitOpts = { now: () => clock, sleep: async (ms: number) => void (clock += ms), completionWaitMs: 2_500 };
+      const first = await commitJournal(s.journal, s.opts(waitOpts));
+      assert.equal(first.pending, true);
+      const child = first.snapshotId!;
+      let meta = await Journal.readMeta(s.dir);
+      assert.equal(meta.state, 'committing', 'marked committed while the child is pending');
+      assert.equal(meta.completionRequested, true);
+      assert.equal((await describeJournal(s.dir)).state, 'completing');
+      await stat(join(s.dir, 'blocks.dat')); // data kept
+      const puts = s.api.counts('putSnapshotBlock');
+      // A later commit only waits for it: no new child, nothing uploaded again.
+      const second = await commitJournal(await s.reopen(), s.opts(waitOpts));
+      assert.equal(second.snapshotId, child);
+      assert.equal(second.pending, undefined);
+      assert.equal(s.api.counts('putSnapshotBlock'), puts);
+      assert.equal(s.api.statusOf(child), 'completed');
+      meta = await Journal.readMeta(s.dir);
+      assert.equal(meta.state, 'committed');
+      assert.equal(meta.completionRequested, undefined);
+      await assert.rejects(stat(join(s.dir, 'blocks.dat')), 'data dropped once completed');
+      assert.deepEqual(effective(s.api, child), effectiveOf(s.expected));
+      assert.equal(children(s.api, s.parentId).length, 1);
+    } finally {
+      await s.done();
+    }
+  });
+
+  test('a pending child that goes to error is said so, the journal kept, and --restart makes a new one', async () => {
+    const s = await setup();
+    try {
+      s.api.completeAsPending(1, 'error');
+      let clock = 0;
+      const waitOpts = { now: () => clock, sleep: async (ms: number) => void (clock += ms) };
+      await assert.rejects(commitJournal(s.journal, s.opts(waitOpts)), (e: unknown) => e instanceof CommitError && /state error.*--restart/.test(e.message));
+      const bad = (await Journal.readMeta(s.dir)).childSnapshotId!;
+      assert.equal(s.api.statusOf(bad), 'error');
+      assert.equal((await Journal.readMeta(s.dir)).state, 'committing');
+      const result = await commitJournal(await s.reopen(), s.opts({ restart: true }));
+      assert.notEqual(result.snapshotId, bad);
+      assert.equal(s.api.statusOf(result.snapshotId!), 'completed');
+      assert.deepEqual(effective(s.api, result.snapshotId!), effectiveOf(s.expected));
     } finally {
       await s.done();
     }
