@@ -1,8 +1,10 @@
 /**
  * The local EBS direct-API server over node:http: routing, the request pipeline and lifecycle.
  *
- * Pipeline of every request: route (unknown → 404 UnknownOperationException JSON) → read the body
- * (bounded per operation) → SigV4 check (sigv4.ts) → injected latency → injected throttling /
+ * Pipeline of every request: route (unknown → 404 UnknownOperationException JSON) → SigV4 check of
+ * the headers (sigv4.ts: the signature too when the payload hash is declared, or is PutSnapshotBlock's
+ * checksum) → read the body (bounded per operation) → the body's hash against what was signed →
+ * injected latency → injected throttling /
  * errors (faults.ts) → the operation (handlers.ts). Any ApiError becomes the service's error
  * response; anything else is logged and answered 500 InternalServerException — never HTML.
  *
@@ -11,6 +13,9 @@
  *   http://HOST:PORT with the real port (port 0 picks a free one).
  * - `close()` stops accepting, lets requests in flight finish (up to 5 s), then closes the store
  *   (all acknowledged writes are already durable; nothing is lost if it is never called).
+ * - Limits (ServerLimits): at most maxConnections open connections (more are closed on arrival);
+ *   headers within headersTimeoutMs and the whole request within requestTimeoutMs (408, closed),
+ *   so slow clients (slowloris) cannot hold the server's sockets.
  * - Requests are logged at debug level with operation, snapshot, block index, status and time;
  *   never query strings (block and page tokens) or headers (credentials).
  */
@@ -31,8 +36,9 @@ import {
   type Handler,
   type HandlerDeps,
 } from './handlers.js';
-import { verifyRequest, type Credentials, EMPTY_SHA256_HEX } from './sigv4.js';
+import { authenticateHeaders, type Credentials, EMPTY_SHA256_HEX } from './sigv4.js';
 import { ServerStore } from './store.js';
+import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
 import { TokenCodec } from './tokens.js';
 import { ApiError, BodyTooLargeError, readBody, readBodyInto, sendError } from './wire.js';
 
@@ -52,7 +58,12 @@ export interface EbsServerOptions {
   maxPendingSnapshots?: number;
   /** Index range scanned per listing page; 0 = unbounded. */
   listScanWindow?: number;
+  /** The region credential scopes must name (SigV4, with credentials); any when unset. */
+  region?: string;
+  /** Connection limits (defaults: DEFAULT_LIMITS). */
+  limits?: Partial<ServerLimits>;
 }
+
 
 export interface RunningEbsServer {
   url: string;
@@ -79,6 +90,15 @@ const EMPTY_BODY = Buffer.alloc(0);
 function hasNoBody(req: IncomingMessage): boolean {
   const cl = req.headers['content-length'];
   return (cl === undefined || cl === '0') && req.headers['transfer-encoding'] === undefined;
+}
+
+/** PutSnapshotBlock's x-amz-Checksum as a hex SHA-256: the payload hash its signer used. */
+function payloadHashHint(op: string, req: IncomingMessage): string | undefined {
+  if (op !== 'PutSnapshotBlock') return undefined;
+  const c = req.headers['x-amz-checksum'];
+  if (typeof c !== 'string' || c.length !== 44) return undefined;
+  const raw = Buffer.from(c, 'base64');
+  return raw.length === 32 ? raw.toString('hex') : undefined;
 }
 
 export function route(method: string, path: string): Route | undefined {
@@ -130,10 +150,13 @@ export async function startEbsServer(opts: EbsServerOptions): Promise<RunningEbs
     const rt = route(req.method ?? '', path);
     res.setHeader('x-amzn-RequestId', randomUUID());
     let pooled: Buffer | undefined;
+    let bodyRead = hasNoBody(req);
     try {
       if (!rt) {
         throw new ApiError('UnknownOperationException', `No EBS direct API operation matches ${req.method} ${path.slice(0, 200)}.`);
       }
+      // Authenticated from its headers before any byte of the body is read or hashed.
+      const finishAuth = authenticateHeaders(req, opts.credentials, { region: opts.region, payloadHashHint: payloadHashHint(rt.op, req) });
       // A block body goes into a pooled buffer and is hashed on the thread pool (WebCrypto), off
       // the event loop; other bodies are small.
       let body: Buffer;
@@ -150,7 +173,8 @@ export async function startEbsServer(opts: EbsServerOptions): Promise<RunningEbs
         body = await readBody(req, rt.bodyLimit);
         bodySha = body.length === 0 ? EMPTY_SHA : createHash('sha256').update(body).digest();
       }
-      verifyRequest(req, bodySha === EMPTY_SHA ? EMPTY_SHA256_HEX : bodySha.toString('hex'), opts.credentials);
+      bodyRead = true;
+      finishAuth(bodySha === EMPTY_SHA ? EMPTY_SHA256_HEX : bodySha.toString('hex'));
       const delayMs = faults.delayMs();
       if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       faults.admit(rt.snapshotId);
@@ -165,7 +189,8 @@ export async function startEbsServer(opts: EbsServerOptions): Promise<RunningEbs
       });
     } catch (err) {
       if (err instanceof ApiError) {
-        sendError(res, err, { close: err instanceof BodyTooLargeError });
+        // Refused before its body was read (unauthenticated, too large): close rather than read it.
+        sendError(res, err, { close: !bodyRead || err instanceof BodyTooLargeError });
       } else {
         logger.error({ err, op: rt?.op, snapshotId: rt?.snapshotId }, 'internal error');
         sendError(res, new ApiError('InternalServerException', 'An internal error occurred in the local EBS server.'));
@@ -182,12 +207,24 @@ export async function startEbsServer(opts: EbsServerOptions): Promise<RunningEbs
     }
   };
 
-  const server: Server = createServer((req, res) => {
-    void handle(req, res);
-  });
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 300_000;
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const server: Server = createServer(
+    // Node checks the header and request deadlines on this period (30 s by default).
+    {
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.headersTimeoutMs / 4)),
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+    },
+    (req, res) => {
+      void handle(req, res);
+    },
+  );
+  // Slowloris: headers must arrive within headersTimeoutMs, the whole request (a 512 KiB body
+  // included) within requestTimeoutMs; beyond maxConnections, new connections are dropped.
+  server.maxConnections = limits.maxConnections;
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();

@@ -11,7 +11,12 @@
  *   query, the signed headers, payload hash); a mismatch is AccessDeniedException. The payload
  *   hash is `x-amz-content-sha256` when sent (and must then equal the body's real hash unless it
  *   is UNSIGNED-PAYLOAD), else the SHA-256 of the body. As on AWS, a request dated more than
- *   15 minutes away from the server's clock is denied ("Signature expired").
+ *   15 minutes away from the server's clock is denied ("Signature expired"), and so is a
+ *   credential scope naming another day than the request's, a service other than `ebs`, or a
+ *   region other than the server's `--region` (any well-formed region when none is set).
+ * - Authentication comes before the body: everything above is checked from the headers
+ *   (`authenticateHeaders`), the signature too whenever the payload hash is known up front, so
+ *   an unauthenticated client never makes the server read or hash a body.
  * - No credential, signature or header value is ever logged.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
@@ -55,20 +60,35 @@ export function parseAuthorization(value: string | undefined): ParsedAuth {
   };
 }
 
+export interface AuthOptions {
+  now?: number;
+  /** The region a credential scope must name; any well-formed region when unset. */
+  region?: string;
+  /**
+   * The payload hash the client must have signed when it declares none (x-amz-content-sha256):
+   * for PutSnapshotBlock, the hex of its x-amz-Checksum. Lets the signature be checked before the
+   * body is read; a body that differs from it fails the operation's own checksum check.
+   */
+  payloadHashHint?: string;
+}
+
+/** Completes an authentication with the SHA-256 (hex) of the body actually received. */
+export type BodyCheck = (bodySha256Hex: string) => void;
+
 /**
- * Checks the request's signature. `bodySha256Hex` is the SHA-256 of the body actually received.
- * Throws AccessDeniedException when it does not verify.
+ * Authenticates a request from its headers alone, before any byte of its body is read: the
+ * Authorization header, date, access key id, credential scope (date = the request's day,
+ * service `ebs`, region), and — when the payload hash is known up front (declared in
+ * x-amz-content-sha256, or `payloadHashHint`) — the signature itself. Throws
+ * AccessDeniedException. The returned BodyCheck finishes the job once the body is hashed: the
+ * signature when the payload hash was not known, or that the body matches the declared hash.
  */
-export function verifyRequest(
-  req: IncomingMessage,
-  bodySha256Hex: string,
-  creds: Credentials | undefined,
-  now: number = Date.now(),
-): void {
+export function authenticateHeaders(req: IncomingMessage, creds: Credentials | undefined, opts: AuthOptions = {}): BodyCheck {
+  const now = opts.now ?? Date.now();
   const auth = parseAuthorization(headerValue(req, 'authorization'));
   const amzDate = headerValue(req, 'x-amz-date') ?? headerValue(req, 'date');
   if (!amzDate) throw denied('The request lacks an x-amz-date header.');
-  if (!creds) return;
+  if (!creds) return () => {};
   const signedAt = parseRequestDate(amzDate);
   if (signedAt === undefined) throw denied(`The request date '${amzDate}' is not a valid date.`);
   if (Math.abs(now - signedAt) > MAX_CLOCK_SKEW_MS) {
@@ -80,15 +100,55 @@ export function verifyRequest(
   if (auth.accessKeyId !== creds.accessKeyId) {
     throw denied('The security token included in the request is invalid (unknown access key id).');
   }
+  checkScope(auth, signedAt, opts.region);
   if (!auth.signedHeaders.includes('host')) throw denied('The signature must cover the host header.');
   const declared = headerValue(req, 'x-amz-content-sha256');
-  let payloadHash = bodySha256Hex;
-  if (declared !== undefined) {
-    if (declared !== 'UNSIGNED-PAYLOAD' && declared !== bodySha256Hex) {
+  if (declared !== undefined && declared !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(declared)) {
+    throw denied('The x-amz-content-sha256 header must be a hex SHA-256 or UNSIGNED-PAYLOAD.');
+  }
+  const early = declared ?? opts.payloadHashHint;
+  if (early === undefined) return (bodySha256Hex) => checkSignature(req, auth, amzDate, bodySha256Hex, creds);
+  checkSignature(req, auth, amzDate, early, creds);
+  return (bodySha256Hex) => {
+    if (declared !== undefined && declared !== 'UNSIGNED-PAYLOAD' && declared !== bodySha256Hex) {
       throw denied('The x-amz-content-sha256 header does not match the request body.');
     }
-    payloadHash = declared;
+  };
+}
+
+/**
+ * Checks the request's signature. `bodySha256Hex` is the SHA-256 of the body actually received.
+ * Throws AccessDeniedException when it does not verify. (authenticateHeaders, then the body.)
+ */
+export function verifyRequest(
+  req: IncomingMessage,
+  bodySha256Hex: string,
+  creds: Credentials | undefined,
+  now: number = Date.now(),
+  region?: string,
+): void {
+  authenticateHeaders(req, creds, { now, region })(bodySha256Hex);
+}
+
+const REGION_RE = /^[a-z]{2}(-[a-z0-9]+)+-\d{1,2}$/;
+
+/** The credential scope must be the request's own day, the `ebs` service and a (the) region. */
+function checkScope(auth: ParsedAuth, signedAt: number, region: string | undefined): void {
+  const day = new Date(signedAt).toISOString().slice(0, 10).replaceAll('-', '');
+  if (auth.date !== day) {
+    throw denied(`Credential should be scoped to a valid date: the scope says ${auth.date}, the request is dated ${day}.`);
   }
+  if (auth.service !== 'ebs') {
+    throw denied(`Credential should be scoped to the correct service: 'ebs', not '${auth.service.slice(0, 40)}'.`);
+  }
+  if (region !== undefined ? auth.region !== region : !REGION_RE.test(auth.region)) {
+    throw denied(
+      `Credential should be scoped to a valid region${region !== undefined ? ` ('${region}')` : ''}, not '${auth.region.slice(0, 40)}'.`,
+    );
+  }
+}
+
+function checkSignature(req: IncomingMessage, auth: ParsedAuth, amzDate: string, payloadHash: string, creds: Credentials): void {
   const canonical = canonicalRequest(req, auth.signedHeaders, payloadHash);
   const scope = `${auth.date}/${auth.region}/${auth.service}/aws4_request`;
   const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256Hex(canonical)].join('\n');

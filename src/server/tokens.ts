@@ -18,6 +18,8 @@ const BLOCK_TOKEN_VERSION = 1;
 const MAC_BYTES = 16;
 export const PAGE_TOKEN_TTL_MS = 60 * 60 * 1000;
 export const DEFAULT_BLOCK_TOKEN_TTL_S = 7 * 24 * 3600;
+/** The longest block token lifetime: 100 years (a token holds its expiry in 48 bits of ms, ~8,900 years). */
+export const MAX_BLOCK_TOKEN_TTL_S = 100 * 365.25 * 24 * 3600;
 
 export type BlockTokenCheck = 'ok' | 'invalid' | 'expired';
 

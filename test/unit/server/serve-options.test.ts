@@ -1,7 +1,7 @@
 /** Unit tests of `ebsmount serve` flag validation (serveOptionsFromArgv). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveOptionsFromArgv } from '../../../src/cli/commands/serve.js';
+import { isLoopback, serveOptionsFromArgv } from '../../../src/cli/commands/serve.js';
 import { UserError } from '../../../src/errors/user-error.js';
 
 function rejects(argv: Record<string, unknown>, re: RegExp): void {
@@ -46,4 +46,32 @@ test('bad values are one-line errors naming the flag', () => {
   rejects({ data: 'd', 'access-key-id': 'a' }, /together/);
   rejects({ data: 'd', 'max-pending-snapshots': 0 }, /--max-pending-snapshots/);
   rejects({ data: 'd', 'max-pending-snapshots': 2.5 }, /--max-pending-snapshots/);
+});
+
+test('--token-ttl is capped at what a token can hold; repeated and empty values are refused', () => {
+  rejects({ data: 'd', 'token-ttl': 1e20 }, /--token-ttl must be a number of seconds from 1 to 3155760000/);
+  rejects({ data: 'd', 'token-ttl': Number.NaN }, /--token-ttl/);
+  assert.equal(serveOptionsFromArgv({ data: 'd', 'token-ttl': 3155760000 }).tokenTtlSeconds, 3155760000);
+  rejects({ data: ['a', 'b'] as unknown as string }, /--data was given more than once/);
+  rejects({ data: 'd', region: 'EU' }, /--region/);
+  rejects({ data: 'd', 'max-connections': 0 }, /--max-connections/);
+  assert.equal(serveOptionsFromArgv({ data: 'd' }).limits?.maxConnections, 1024);
+});
+
+test('keys: id and secret from flags, a file or the environment; exactly one secret source', () => {
+  const env = { EBSMOUNT_SERVE_ACCESS_KEY_ID: 'AKENV', EBSMOUNT_SERVE_SECRET_ACCESS_KEY: 'envsecret' };
+  assert.deepEqual(serveOptionsFromArgv({ data: 'd' }, env).credentials, { accessKeyId: 'AKENV', secretAccessKey: 'envsecret' });
+  const f = serveOptionsFromArgv({ data: 'd', 'access-key-id': 'AK', 'secret-access-key-file': 'key.txt' });
+  assert.equal(f.credentials, undefined);
+  assert.equal(f.secretFile?.accessKeyId, 'AK');
+  assert.ok(f.secretFile?.path.endsWith('/key.txt'));
+  rejects({ data: 'd', 'access-key-id': 'AK', 'secret-access-key': 'x', 'secret-access-key-file': 'f' }, /give the secret once/);
+  rejects({ data: 'd', 'secret-access-key-file': 'f' }, /must be given together/);
+  rejects({ data: 'd', 'access-key-id': '' }, /--access-key-id must not be empty/);
+  assert.throws(() => serveOptionsFromArgv({ data: 'd', 'access-key-id': 'AK' }, {}), /must be given together/);
+});
+
+test('isLoopback: 127/8, ::1 and localhost only', () => {
+  for (const h of ['127.0.0.1', '127.1.2.3', '::1', 'localhost', '::ffff:127.0.0.1']) assert.equal(isLoopback(h), true, h);
+  for (const h of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.1', 'example.com']) assert.equal(isLoopback(h), false, h);
 });

@@ -8,7 +8,7 @@ import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { HttpRequest } from '@smithy/protocol-http';
-import { verifyRequest, parseAuthorization, parseRequestDate } from '../../../src/server/sigv4.js';
+import { authenticateHeaders, verifyRequest, parseAuthorization, parseRequestDate } from '../../../src/server/sigv4.js';
 import { ApiError } from '../../../src/server/wire.js';
 
 function toBuf(d: string | ArrayBuffer | ArrayBufferView): Buffer {
@@ -40,6 +40,10 @@ async function signed(opts: {
   body?: Buffer;
   creds?: typeof CREDS;
   signingDate?: Date;
+  region?: string;
+  service?: string;
+  /** Sign the body's hash but send no x-amz-content-sha256 (a client that does not declare it). */
+  undeclared?: boolean;
 }): Promise<{ req: IncomingMessage; bodyHex: string }> {
   const body = opts.body ?? Buffer.alloc(0);
   const bodyHex = createHash('sha256').update(body).digest('hex');
@@ -50,10 +54,10 @@ async function signed(opts: {
     port: 4567,
     path: opts.path,
     query: opts.query ?? {},
-    headers: { host: '127.0.0.1:4567', 'x-amz-content-sha256': bodyHex, ...(opts.headers ?? {}) },
+    headers: { host: '127.0.0.1:4567', ...(opts.undeclared ? {} : { 'x-amz-content-sha256': bodyHex }), ...(opts.headers ?? {}) },
     body,
   });
-  const signer = new SignatureV4({ credentials: opts.creds ?? CREDS, region: 'us-east-1', service: 'ebs', sha256: Sha256 });
+  const signer = new SignatureV4({ credentials: opts.creds ?? CREDS, region: opts.region ?? 'us-east-1', service: opts.service ?? 'ebs', sha256: Sha256, applyChecksum: !opts.undeclared });
   const s = (await signer.sign(request, { signingDate: opts.signingDate })) as HttpRequest;
   const qs = Object.entries(s.query ?? {})
     .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
@@ -141,4 +145,49 @@ test('parseRequestDate reads x-amz-date and HTTP dates', () => {
   assert.equal(parseRequestDate('20261127T033514Z'), Date.UTC(2026, 10, 27, 3, 35, 14));
   assert.equal(parseRequestDate('Fri, 27 Nov 2026 03:35:14 GMT'), Date.UTC(2026, 10, 27, 3, 35, 14));
   assert.equal(parseRequestDate('yesterday-ish'), undefined);
+});
+
+test('the credential scope must name the request day, the ebs service and the region', async () => {
+  const path = '/snapshots/snap-0123456789abcdef0/blocks';
+  const svc = await signed({ method: 'GET', path, service: 's3' });
+  assertDenied(() => verifyRequest(svc.req, svc.bodyHex, CREDS), /scoped to the correct service: 'ebs', not 's3'/);
+  const eu = await signed({ method: 'GET', path, region: 'eu-west-1' });
+  verifyRequest(eu.req, eu.bodyHex, CREDS); // any well-formed region without --region
+  assertDenied(() => verifyRequest(eu.req, eu.bodyHex, CREDS, Date.now(), 'us-east-1'), /valid region \('us-east-1'\), not 'eu-west-1'/);
+  const odd = await signed({ method: 'GET', path, region: 'mars' });
+  assertDenied(() => verifyRequest(odd.req, odd.bodyHex, CREDS), /valid region/);
+  // A scope dated another day than x-amz-date (the signature is then computed for that scope).
+  const ok = await signed({ method: 'GET', path });
+  const auth = ok.req.headers.authorization as string;
+  const day = /Credential=[^/]+\/(\d{8})\//.exec(auth)![1]!;
+  const other = String(Number(day) - 1);
+  const moved = { ...ok.req, headers: { ...ok.req.headers, authorization: auth.replace(`/${day}/`, `/${other}/`) } } as unknown as IncomingMessage;
+  assertDenied(() => verifyRequest(moved, ok.bodyHex, CREDS), new RegExp(`valid date: the scope says ${other}, the request is dated ${day}`));
+});
+
+test('authentication before the body: a declared or checksum-given payload hash lets the signature be checked from the headers alone', async () => {
+  const body = Buffer.alloc(524_288, 3);
+  const sha = createHash('sha256').update(body).digest();
+  const path = '/snapshots/snap-0123456789abcdef0/blocks/7';
+  const headers = { 'x-amz-checksum': sha.toString('base64'), 'x-amz-checksum-algorithm': 'SHA256', 'x-amz-data-length': String(body.length) };
+  // Declared x-amz-content-sha256, wrong secret: denied before any body hash is given.
+  const bad = await signed({ method: 'PUT', path, body, headers, creds: { ...CREDS, secretAccessKey: 'wrong' } });
+  assertDenied(() => authenticateHeaders(bad.req, CREDS), /signature we calculated does not match/);
+  // Not declared (the SDK's way): the block's checksum is the hint.
+  const badU = await signed({ method: 'PUT', path, body, headers, undeclared: true, creds: { ...CREDS, secretAccessKey: 'wrong' } });
+  assertDenied(() => authenticateHeaders(badU.req, CREDS, { payloadHashHint: sha.toString('hex') }), /signature we calculated/);
+  const good = await signed({ method: 'PUT', path, body, headers, undeclared: true });
+  const finish = authenticateHeaders(good.req, CREDS, { payloadHashHint: sha.toString('hex') });
+  finish(good.bodyHex);
+  // Without a hint and undeclared, only the body's hash can finish the check.
+  const later = authenticateHeaders(good.req, CREDS);
+  assertDenied(() => later(createHash('sha256').update('other').digest('hex')), /signature we calculated/);
+  later(good.bodyHex);
+  // Declared, signed, and then a different body arrives: denied when the body is checked.
+  const declared = await signed({ method: 'PUT', path, body, headers });
+  const check = authenticateHeaders(declared.req, CREDS);
+  assertDenied(() => check(createHash('sha256').update('other').digest('hex')), /does not match the request body/);
+  // An unsigned request is denied from its headers, with or without keys.
+  const unsigned = { method: 'PUT', url: path, headers: { host: 'x' } } as unknown as IncomingMessage;
+  assertDenied(() => authenticateHeaders(unsigned, undefined), /Missing Authentication Token/);
 });
