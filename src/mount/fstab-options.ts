@@ -6,7 +6,7 @@
  * - `ro` is the default; `rw` → --writable. Every value option of `ebsmount mount` is accepted
  *   as `name=value` (cache-size, read-ahead, max-concurrency, request-rate, endpoint, region,
  *   profile, log-file, log-level, description, tag (repeatable), journal-dir,
- *   upload-concurrency); flags: allow_other / allow-other, discard, no-partitions.
+ *   upload-concurrency, disk-cache, disk-cache-size, base); flags: allow_other / allow-other, discard, no-partitions.
  * - Options that concern mount(8), systemd or the kernel's generic flags are ignored: defaults,
  *   auto, noauto, nofail, user, users, nouser, owner, group, _netdev, dev, nodev, suid, nosuid,
  *   exec, noexec, async, atime, noatime, relatime, x-*, comment=*.
@@ -26,6 +26,9 @@ export const VALUE_OPTIONS = new Set([
   'tag',
   'journal-dir',
   'upload-concurrency',
+  'disk-cache',
+  'disk-cache-size',
+  'base',
 ]);
 
 const IGNORED = new Set(['defaults', 'auto', 'noauto', 'nofail', 'user', 'users', 'nouser', 'owner', 'group', '_netdev', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'async', 'atime', 'noatime', 'relatime', 'ro']);
