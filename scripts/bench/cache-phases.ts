@@ -166,7 +166,7 @@ export class CachePhases {
           for (let k = done; k < Math.min(entries, done + per); k++) {
             const hash = Buffer.alloc(32);
             hash.writeUInt32LE(k, 0);
-            hash.writeUInt32LE(0x9e3779b9 ^ k, 4);
+            hash.writeUInt32LE((0x9e3779b9 ^ k) >>> 0, 4);
             const id = index.insertBlob(hash, BLOCK_SIZE, now + k, process.pid);
             index.markReady(id);
             index.setBlock(snaps[k % snaps.length]!, Math.floor(k / snaps.length), id);

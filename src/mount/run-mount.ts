@@ -113,7 +113,10 @@ export async function runMount(argv: MountArgv): Promise<void> {
   if (!config.foreground && argv.daemonFd === undefined) {
     const logFile = config.logFile ?? defaultLogFile(config.snapshotId);
     const args = [...process.argv.slice(2), ...(config.logFile ? [] : ['--log-file', logFile]), '--daemon-fd', '3'];
-    const msg = await spawnDaemon({ args, logFile });
+    // Disk-cache reads are file reads and hashes in libuv's threadpool (default 4 threads): more
+    // threads keep more of them in flight (measured: +50 % on a cold re-read, 2 cores).
+    const env = config.diskCacheDir && !process.env.UV_THREADPOOL_SIZE ? { ...process.env, UV_THREADPOOL_SIZE: '16' } : undefined;
+    const msg = await spawnDaemon({ args, logFile, env });
     if (!msg.ok) throw new UserError(msg.message, msg.exitCode || 1);
     process.stdout.write(`mounted ${(config.snapshotIds ?? [config.snapshotId]).join(", ")} at ${config.mountpoint} (log: ${logFile})\n`);
     return;

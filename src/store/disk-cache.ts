@@ -31,7 +31,8 @@
  * - Opening costs no scan: the few non-READY rows are cleaned (WRITING rows of dead writers, or
  *   older than 10 minutes; DROPPING rows), the rest is untouched.
  */
-import { chmodSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, close as fsCloseCb, mkdirSync, open as fsOpenCb, read as fsReadCb, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256, sha256Async } from '../ebs/checksum.js';
@@ -374,20 +375,27 @@ export class DiskCache {
   }
 }
 
+/** The file's first 512 KiB (shorter when the file is). Callback fs: no FileHandle objects on the hot path. */
 async function readWhole(path: string): Promise<Buffer> {
-  const fh = await open(path, 'r');
+  const fd = await fsOpen(path, 'r');
   try {
     const buf = Buffer.allocUnsafe(BLOCK_SIZE);
     let got = 0;
     while (got < BLOCK_SIZE) {
-      const { bytesRead } = await fh.read(buf, got, BLOCK_SIZE - got, got);
+      const bytesRead = await fsRead(fd, buf, got, BLOCK_SIZE - got, got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
     return got === BLOCK_SIZE ? buf : buf.subarray(0, got);
   } finally {
-    await fh.close();
+    await fsClose(fd);
   }
+}
+
+const fsOpen = promisify(fsOpenCb);
+const fsClose = promisify(fsCloseCb);
+function fsRead(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fsReadCb(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
 
 async function writeWhole(path: string, data: Buffer): Promise<void> {
