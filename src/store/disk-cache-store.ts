@@ -11,7 +11,8 @@
  * - `peek(i)`: the cached block, else the source's `peek` (a lineage hit), else null; never a
  *   request (export uses it).
  * - Stats: disk.hit (served from disk), disk.miss, disk.corrupt (an entry failed verification,
- *   was dropped and the block refetched), disk.stored.
+ *   was dropped and the block refetched), disk.stored, disk.skipped (not stored: too many writes
+ *   pending, or no room left beside blobs being written).
  */
 import type { Priority } from '../ebs/limiter.js';
 import { StatKey, type Stats } from '../util/stats.js';
@@ -80,6 +81,7 @@ export class DiskCacheStore implements PeekableSource {
   store(index: number, data: Buffer, sha256: Buffer): void {
     const p = this.cache.put(this.snapshotKey, index, data, sha256).then((r) => {
       if (r === 'stored' || r === 'linked') this.stats.inc(StatKey.diskStored);
+      else this.stats.inc(StatKey.diskSkipped);
     });
     this.writes.add(p);
     void p.finally(() => this.writes.delete(p));

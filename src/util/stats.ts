@@ -26,6 +26,7 @@ export const StatKey = {
   diskMiss: 'disk.miss',
   diskCorrupt: 'disk.corrupt',
   diskStored: 'disk.stored',
+  diskSkipped: 'disk.skipped',
   lineageHit: 'lineage.hit',
 } as const;
 
