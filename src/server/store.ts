@@ -7,9 +7,13 @@
  *   DATA/serve.lock     one server per data directory: a kernel-held lock (src/os/process-lock.ts)
  *
  * Contract (the service's rules, DESIGN §1; errors are ApiError with the service's names):
- * - start/put/complete resolve only once their effect is durable; callers acknowledge after.
- *   Memory is updated when the record is queued, so concurrent requests see a single order that
- *   equals the log's order.
+ * - start/put/complete change memory only once their record is durable (then callers
+ *   acknowledge), in the log's order, so memory always equals what a replay would rebuild. A
+ *   failed append changes nothing and is not remembered: a retry (same ClientToken included)
+ *   tries again. A completion first seals the snapshot (later puts are refused) and waits for
+ *   the puts already on their way to the log, so its count and checksum cover exactly the puts
+ *   recorded before it. A timeout is applied at once: it follows from durable state alone
+ *   (the last recorded activity), so a restart reaches the same verdict.
  * - Lineage: a snapshot's view = its parent's view overlaid with its own blocks. `view()` (sorted
  *   indexes) is cached for completed snapshots, which never change.
  * - ListChangedBlocks set of two related snapshots (same lineage tree, either order): every index
@@ -99,6 +103,10 @@ export class Snapshot {
   readonly own = new Map<number, string>();
   readonly root: Snapshot;
   viewCache?: Uint32Array;
+  /** A completion is being recorded: no more puts. */
+  sealed = false;
+  /** Puts appended to the log, not yet applied. */
+  readonly inFlightPuts = new Set<Promise<void>>();
 
   constructor(
     readonly id: string,
@@ -136,7 +144,10 @@ export interface StoreOptions {
 
 export class ServerStore {
   readonly snapshots = new Map<string, Snapshot>();
-  private readonly byClientToken = new Map<string, { snapshot: Snapshot; durable: Promise<void> }>();
+  private readonly byClientToken = new Map<string, Snapshot>();
+  /** Starts with a ClientToken whose record is not yet durable. */
+  private readonly startsInFlight = new Map<string, { params: string; done: Promise<Snapshot> }>();
+  private startsPending = 0;
   private readonly changedCache = new Map<string, Uint32Array>();
   private timer?: NodeJS.Timeout;
   private closed = false;
@@ -279,16 +290,17 @@ export class ServerStore {
     ]);
     if (p.clientToken !== undefined) {
       const prior = this.byClientToken.get(p.clientToken);
+      const inFlight = this.startsInFlight.get(p.clientToken);
+      if ((prior?.meta.params ?? inFlight?.params ?? params) !== params) {
+        throw new ApiError('ConflictException', 'The request uses the same client token as a previous, but non-identical request.');
+      }
       if (prior) {
-        if (prior.snapshot.meta.params !== params) {
-          throw new ApiError(
-            'ConflictException',
-            'The request uses the same client token as a previous, but non-identical request.',
-          );
-        }
-        await prior.durable;
-        this.checkTimeout(prior.snapshot);
-        return prior.snapshot;
+        this.checkTimeout(prior);
+        return prior;
+      }
+      if (inFlight) {
+        const first = await inFlight.done.catch(() => undefined);
+        return first ?? this.start(p); // the first attempt failed: nothing was kept, try again
       }
     }
     validateStart(p);
@@ -317,7 +329,7 @@ export class ServerStore {
     }
     this.sweepTimeouts();
     const maxPending = this.opts.maxPendingSnapshots ?? DEFAULT_MAX_PENDING_SNAPSHOTS;
-    let pending = 0;
+    let pending = this.startsPending;
     for (const snap of this.snapshots.values()) if (snap.status === 'pending') pending++;
     if (pending >= maxPending) {
       throw new ApiError(
@@ -342,10 +354,22 @@ export class ServerStore {
       timeout: p.timeout ?? DEFAULT_SNAPSHOT_TIMEOUT_MIN,
       at: this.now(),
     };
-    const snap = this.applyStart(record);
-    const durable = this.log.append(record);
-    if (p.clientToken !== undefined) this.byClientToken.set(p.clientToken, { snapshot: snap, durable });
-    await durable;
+    const token = p.clientToken;
+    const done = this.log.append(record).then(() => {
+      const started = this.applyStart(record);
+      if (token !== undefined) this.byClientToken.set(token, started);
+      return started;
+    });
+    const entry = { params, done };
+    this.startsPending++;
+    if (token !== undefined) this.startsInFlight.set(token, entry);
+    let snap: Snapshot;
+    try {
+      snap = await done;
+    } finally {
+      this.startsPending--;
+      if (token !== undefined && this.startsInFlight.get(token) === entry) this.startsInFlight.delete(token);
+    }
     this.opts.logger.info({ snapshotId: id, parent: parent?.id, volumeSize: p.volumeSize }, 'snapshot started');
     return snap;
   }
@@ -355,9 +379,9 @@ export class ServerStore {
   /** Checks that `index` may be written to snapshot `id` now (no I/O). */
   writable(id: string, index: number): Snapshot {
     const snap = this.get(id);
-    if (snap.status !== 'pending') {
+    if (snap.status !== 'pending' || snap.sealed) {
       throw validation(
-        `The snapshot '${id}' is ${snap.status}; blocks can be written only to pending snapshots.`,
+        `The snapshot '${id}' is ${snap.sealed && snap.status === 'pending' ? 'being completed' : snap.status}; blocks can be written only to pending snapshots.`,
         Reason.SNAPSHOT_NOT_PENDING,
       );
     }
@@ -374,17 +398,38 @@ export class ServerStore {
   async put(id: string, index: number, data: Buffer, shaHex: string): Promise<void> {
     if (data.length !== BLOCK_SIZE) throw new Error('put: block of wrong size');
     await this.blocks.put(shaHex, data);
-    this.writable(id, index); // the snapshot may have completed or timed out meanwhile
+    const snap = this.writable(id, index); // the snapshot may have completed or timed out meanwhile
     const record: LogRecord = { t: 'put', id, i: index, sha: shaHex, at: this.now() };
-    this.applyPut(record);
-    await this.log.append(record);
+    const applied = this.log.append(record).then(() => this.applyPut(record));
+    snap.inFlightPuts.add(applied);
+    try {
+      await applied;
+    } finally {
+      snap.inFlightPuts.delete(applied);
+    }
   }
 
   // ---- CompleteSnapshot ----------------------------------------------------------------------
 
   async complete(id: string, changedBlocksCount: number, linearChecksum?: string): Promise<SnapshotStatus> {
     const snap = this.get(id);
+    if (snap.status !== 'pending' || snap.sealed) {
+      const status = snap.sealed && snap.status === 'pending' ? 'being completed' : snap.status;
+      throw validation(`The snapshot '${id}' is ${status}; only a pending snapshot can be completed.`, Reason.SNAPSHOT_NOT_PENDING);
+    }
+    snap.sealed = true;
+    try {
+      await Promise.allSettled([...snap.inFlightPuts]);
+      return await this.recordCompletion(snap, changedBlocksCount, linearChecksum);
+    } finally {
+      snap.sealed = false; // completed or error by now; or the record failed and a retry may come
+    }
+  }
+
+  private async recordCompletion(snap: Snapshot, changedBlocksCount: number, linearChecksum?: string): Promise<SnapshotStatus> {
+    const id = snap.id;
     if (snap.status !== 'pending') {
+      // Timed out while the puts on their way settled.
       throw validation(`The snapshot '${id}' is ${snap.status}; only a pending snapshot can be completed.`, Reason.SNAPSHOT_NOT_PENDING);
     }
     let why: string | undefined;
@@ -394,8 +439,8 @@ export class ServerStore {
       why = 'the LINEAR checksum does not match the blocks written';
     }
     const record: LogRecord = { t: 'status', id, status: why ? 'error' : 'completed', at: this.now(), why };
-    this.applyStatus(record);
     await this.log.append(record);
+    this.applyStatus(record);
     if (why) this.opts.logger.warn({ snapshotId: id, why }, 'snapshot completion failed: status error');
     else this.opts.logger.info({ snapshotId: id, blocks: snap.own.size }, 'snapshot completed');
     return snap.status;
@@ -408,7 +453,7 @@ export class ServerStore {
   }
 
   private checkTimeout(snap: Snapshot): void {
-    if (snap.status !== 'pending' || this.now() < this.deadline(snap) || this.closed) return;
+    if (snap.status !== 'pending' || snap.sealed || this.now() < this.deadline(snap) || this.closed) return;
     const record: LogRecord = {
       t: 'status',
       id: snap.id,
@@ -432,7 +477,7 @@ export class ServerStore {
       try {
         if (r.t === 'start') {
           const snap = this.applyStart(r);
-          if (r.clientToken !== undefined) this.byClientToken.set(r.clientToken, { snapshot: snap, durable: Promise.resolve() });
+          if (r.clientToken !== undefined) this.byClientToken.set(r.clientToken, snap);
         } else if (r.t === 'put') {
           this.applyPut(r);
         } else if (r.t === 'status') {
