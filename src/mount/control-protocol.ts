@@ -22,6 +22,8 @@ export interface MountStatus {
   allocatedBlocks: number;
   allocatedBlocksFinal: boolean;
   dirtyBlocks: number | null;
+  /** A writable mount's journal: where, and writes refused because its disk is full. */
+  journal?: { dir: string; diskFullErrors: number; lastDiskFull: { at: string; message: string } | null } | null;
   cacheSizeBytes: number;
   cachedBytes: number;
   openHandles: number;

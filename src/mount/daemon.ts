@@ -14,6 +14,8 @@
  *   writable layer as a child snapshot (or discard it with --discard), close everything, remove
  *   the registry entry. `done` resolves with the result; the caller exits with its exitCode.
  * - A commit failure keeps the journal and says how to resume (`ebsmount commit --journal DIR`).
+ * - A mount that cannot set up its control socket or registry entry unmounts again without
+ *   committing or discarding anything (`keepJournal`): nobody asked for either.
  * - `status()` is what `ebsmount status` shows.
  */
 import type { EbsApi } from '../ebs/api.js';
@@ -40,6 +42,7 @@ export interface WritableLayerLike {
   writer: BlockWriter;
   journalDir: string;
   dirtyBlockCount(): number;
+  journalStatus?(): { dir: string; diskFullErrors: number; lastDiskFull: { at: string; message: string } | null };
   commit(onProgress?: (done: number, total: number) => void): Promise<{ snapshotId: string | null; pending?: boolean }>;
   discard(): Promise<void>;
   close(): Promise<void>;
@@ -61,6 +64,8 @@ export type ShutdownReason = 'unmount' | 'signal' | 'external' | 'error';
 
 export interface ShutdownOptions {
   discard?: boolean;
+  /** Neither commit nor discard: close the writable layer and keep its journal (a mount that failed to start). */
+  keepJournal?: boolean;
   /** Fall back to a lazy unmount when the mount is busy (signals). */
   allowLazy?: boolean;
   onProgress?: (done: number, total: number) => void;
@@ -184,7 +189,8 @@ export class MountDaemon {
           startedAt: daemon.startedAt.toISOString(),
         });
       } catch (err) {
-        await daemon.shutdown('error', { allowLazy: true, discard: false });
+        // Nobody asked for a commit: unmount, keep whatever the journal holds, say so.
+        await daemon.shutdown('error', { allowLazy: true, keepJournal: true });
         throw err;
       }
       daemon.watcher.start();
@@ -215,6 +221,7 @@ export class MountDaemon {
       allocatedBlocks: opened.allocatedBlocks(),
       allocatedBlocksFinal: opened.counter.done,
       dirtyBlocks: this.layer ? this.layer.dirtyBlockCount() : null,
+      journal: this.layer?.journalStatus?.() ?? null,
       cacheSizeBytes: config.cacheSizeBytes,
       cachedBytes: [opened, ...this.others].reduce((n, v) => n + v.cache.cachedBytes, 0),
       openHandles: this.adapter.openHandles,
@@ -277,7 +284,15 @@ export class MountDaemon {
     logger.info({ stats: this.opened.stats.snapshot() }, 'unmounted');
 
     let result: ShutdownResult = { snapshotId: null, message: `unmounted ${mnt}`, exitCode: 0 };
-    if (this.layer) result = await this.finishWritable(this.layer, opts.discard || this.config.discard);
+    if (this.layer && opts.keepJournal) {
+      const dirty = this.layer.dirtyBlockCount();
+      await this.layer.close().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'closing the journal failed'));
+      result = {
+        snapshotId: null,
+        message: `unmounted ${mnt} without committing${dirty > 0 ? `; the journal ${this.layer.journalDir} is kept (${dirty} dirty blocks): ebsmount commit --journal ${this.layer.journalDir}` : ''}`,
+        exitCode: 1,
+      };
+    } else if (this.layer) result = await this.finishWritable(this.layer, opts.discard || this.config.discard);
     else if (reason === 'error') result = { ...result, exitCode: 1 };
 
     this.state = 'stopped';

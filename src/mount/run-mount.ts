@@ -18,6 +18,8 @@ import { toUserError } from '../errors/describe-error.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { MountDaemon, type ShutdownResult } from './daemon.js';
 import { MOUNT_DEFAULTS, parseLogLevel, parsePositiveInt, parseSize, parseTags, type MountConfig } from './mount-options.js';
+import { defaultJournalRoot } from '../writeback/paths.js';
+import { LOW_JOURNAL_SPACE_BYTES, spaceWarning } from '../writeback/free-space.js';
 import { defaultLogFile } from './paths.js';
 import { checkFuse, checkMountpoint, checkSnapshotId } from './preflight.js';
 import { ReadinessPipe } from './readiness.js';
@@ -110,6 +112,10 @@ export async function runMount(argv: MountArgv): Promise<void> {
   config.mountpoint = checkMountpoint(config.mountpoint);
   checkFuse();
 
+  if (config.writable && argv.daemonFd === undefined) {
+    const warning = await spaceWarning(config.journalDir ?? defaultJournalRoot(), LOW_JOURNAL_SPACE_BYTES).catch(() => undefined);
+    if (warning) process.stderr.write(`ebsmount: warning: ${warning}\n`);
+  }
   if (!config.foreground && argv.daemonFd === undefined) {
     const logFile = config.logFile ?? defaultLogFile(config.snapshotId);
     const args = [...process.argv.slice(2), ...(config.logFile ? [] : ['--log-file', logFile]), '--daemon-fd', '3'];

@@ -113,6 +113,10 @@ export function formatStatusTable(s: MountStatus): string {
     ['allocated', `${s.allocatedBlocks} blocks (${formatBytes(s.allocatedBlocks * 524288)})${s.allocatedBlocksFinal ? '' : ', counting'}`],
     ['mode', `${s.writable ? 'writable' : 'read-only'}${s.allowOther ? ', allow-other' : ''}${s.state !== 'mounted' ? ` (${s.state})` : ''}`],
     ...(s.dirtyBlocks !== null ? [['dirty blocks', `${s.dirtyBlocks} (${formatBytes(s.dirtyBlocks * 524288)})`] as [string, string]] : []),
+    ...(s.journal
+      ? [['journal', `${s.journal.dir}${s.journal.diskFullErrors > 0
+        ? `; DISK FULL: ${s.journal.diskFullErrors} write(s) refused with ENOSPC, last at ${s.journal.lastDiskFull?.at ?? '?'}` : ''}`] as [string, string]]
+      : []),
     ['bytes read', formatBytes(st('bytes.read'))],
     ...(s.writable ? [['bytes written', formatBytes(st('bytes.written'))] as [string, string]] : []),
     ['cache', `${hits} hits, ${misses} misses${ratio}; ${formatBytes(s.cachedBytes)} of ${formatBytes(s.cacheSizeBytes)} used`],

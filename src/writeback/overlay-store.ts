@@ -30,7 +30,9 @@
  *   applied (its caller was answered with an error), checked again right before the journal
  *   write, which then runs to its end.
  * - Errors reach VolumeFile as IoError: ENOSPC for a full disk, EIO otherwise (a parent block
- *   that cannot be read included).
+ *   that cannot be read included). A full disk is counted (`writeback.disk.full`, `diskFull`) and
+ *   logged as one clear line (at most every 30 s): the write or flush gets the error, never an
+ *   acknowledgement, so nothing acknowledged is lost.
  * - Memory: at most `cacheBlocks` dirty blocks (default 16 = 8 MiB) kept for fast read-modify-
  *   write, `assembleBlocks` assembling blocks (default 16 = 8 MiB), plus one block per write in
  *   progress; everything else lives in the journal.
@@ -54,7 +56,12 @@ export const WritebackStat = {
   assembledBlocks: 'writeback.block.assembled',
   flushes: 'writeback.flushes',
   dirtyReads: 'writeback.dirty.reads',
+  /** Writes and flushes refused because the journal's disk is full (ENOSPC). */
+  diskFull: 'writeback.disk.full',
 } as const;
+
+/** How often the disk-full line is logged at most. */
+const DISK_FULL_LOG_MS = 30_000;
 
 export interface OverlayOptions {
   journal: Journal;
@@ -64,7 +71,7 @@ export interface OverlayOptions {
   /** Blocks assembled from pieces in memory before the parent is read (0 disables). Default 16. */
   assembleBlocks?: number;
   stats?: Stats;
-  /** Accepted for symmetry with the other stores; nothing is logged per block. */
+  /** A full journal disk is logged here (rate-limited); nothing is logged per block. */
   logger?: Logger;
 }
 
@@ -118,9 +125,14 @@ export class OverlayStore implements BlockReader, BlockWriter {
   /** Blocks being assembled (insertion order = age). */
   private readonly assembling = new Map<number, Assembling>();
   private readonly assembleBlocks: number;
+  private readonly logger: Logger | undefined;
+  private lastDiskFullLog = -Infinity;
+  /** The last ENOSPC: when, and what it refused. */
+  lastDiskFull: { at: string; message: string } | undefined;
 
   constructor(opts: OverlayOptions) {
     this.journal = opts.journal;
+    this.logger = opts.logger;
     this.lower = opts.lower;
     this.stats = opts.stats ?? new Stats();
     this.dirty = new LRUCache<number, Buffer>({ max: Math.max(1, opts.cacheBlocks ?? 16) });
@@ -144,7 +156,7 @@ export class OverlayStore implements BlockReader, BlockWriter {
 
   private async readDirty(index: number, opts?: ReadBlockOptions): Promise<Buffer | null> {
     const release = await this.locks.lock(index, opts?.signal).catch((err: unknown) => {
-      throw toIoError(err, `reading written block ${index}`);
+      throw this.ioError(err, `reading written block ${index}`);
     });
     try {
       if (this.assembling.has(index)) await this.complete(index, opts?.signal);
@@ -156,7 +168,7 @@ export class OverlayStore implements BlockReader, BlockWriter {
       const data = await this.journal.readBlock(index);
       return data ?? null;
     } catch (err) {
-      throw toIoError(err, `reading written block ${index} from the journal`);
+      throw this.ioError(err, `reading written block ${index} from the journal`);
     } finally {
       release();
     }
@@ -179,7 +191,7 @@ export class OverlayStore implements BlockReader, BlockWriter {
 
   private async writeLocked(index: number, offsetInBlock: number, data: Buffer, whole: boolean, signal?: AbortSignal): Promise<void> {
     const release = await this.locks.lock(index, signal).catch((err: unknown) => {
-      throw toIoError(err, `writing block ${index}`);
+      throw this.ioError(err, `writing block ${index}`);
     });
     try {
       // Past its deadline (answered already): this write must not take effect.
@@ -216,7 +228,7 @@ export class OverlayStore implements BlockReader, BlockWriter {
       else this.dirty.set(index, block);
     } catch (err) {
       this.dirty.delete(index); // it may hold bytes the journal did not take
-      throw toIoError(err, `writing block ${index} to the journal`);
+      throw this.ioError(err, `writing block ${index} to the journal`);
     } finally {
       release();
     }
@@ -265,7 +277,7 @@ export class OverlayStore implements BlockReader, BlockWriter {
       release = await this.locks.lock(index, signal);
       await this.complete(index, signal);
     } catch (err) {
-      throw toIoError(err, `completing block ${index} with the parent's data`);
+      throw this.ioError(err, `completing block ${index} with the parent's data`);
     } finally {
       release?.();
     }
@@ -320,7 +332,7 @@ export class OverlayStore implements BlockReader, BlockWriter {
       await this.journal.flush();
       this.stats.inc(WritebackStat.flushes);
     } catch (err) {
-      throw toIoError(err, 'making the journal durable');
+      throw this.ioError(err, 'making the journal durable');
     }
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
@@ -328,6 +340,24 @@ export class OverlayStore implements BlockReader, BlockWriter {
   /** Forgets the blocks assembling (the writes are being discarded). */
   dropAssembling(): void {
     this.assembling.clear();
+  }
+
+  /** The IoError for `err`; a full disk is counted and logged. */
+  private ioError(err: unknown, what: string): IoError {
+    const e = toIoError(err, what);
+    if (e.code === 'ENOSPC') {
+      this.stats.inc(WritebackStat.diskFull);
+      this.lastDiskFull = { at: new Date().toISOString(), message: e.message };
+      const now = Date.now();
+      if (now - this.lastDiskFullLog >= DISK_FULL_LOG_MS) {
+        this.lastDiskFullLog = now;
+        this.logger?.error(
+          { journal: this.journal.dir, refused: this.stats.get(WritebackStat.diskFull) },
+          `the journal's disk is full (ENOSPC): writes to ${this.journal.dir} are refused with an error (nothing acknowledged is lost); free space there`,
+        );
+      }
+    }
+    return e;
   }
 
   /** A block buffer this store may modify: the current content of the block. */
@@ -375,7 +405,8 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 function toIoError(err: unknown, what: string): IoError {
   if (err instanceof IoError) return err;
   if ((err as Error)?.name === 'AbortError') return new IoError('EIO', `${what}: the operation's deadline passed`, { cause: err });
-  const code = (err as NodeJS.ErrnoException)?.code;
+  // A journal poisoned by a failed write names the cause.
+  const code = (err as NodeJS.ErrnoException)?.code ?? ((err as Error)?.cause as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return new IoError('ENOSPC', `${what}: the journal's disk is full`, { cause: err });
   return new IoError('EIO', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }

@@ -32,7 +32,8 @@ import { silentLogger, type Logger } from '../util/log.js';
 import type { RetryPolicy } from '../ebs/retry.js';
 import { CommitError, commitJournal, resumeHint, type ParentChecksum } from './committer.js';
 import { Journal, JournalError } from './journal.js';
-import { OverlayStore } from './overlay-store.js';
+import { spaceWarning } from './free-space.js';
+import { OverlayStore, WritebackStat } from './overlay-store.js';
 import { registerJournal, unregisterJournal } from './journal-registry.js';
 import { defaultJournalRoot, newJournalDir, newJournalId } from './paths.js';
 
@@ -65,9 +66,17 @@ export interface WritableLayer {
   /** True when an existing journal was reopened. */
   resumed: boolean;
   dirtyBlockCount(): number;
+  /** The journal's health for `ebsmount status`: writes refused for a full disk, the last one. */
+  journalStatus(): JournalStatus;
   commit(onProgress?: (done: number, total: number) => void): Promise<{ snapshotId: string | null; pending?: boolean }>;
   discard(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface JournalStatus {
+  dir: string;
+  diskFullErrors: number;
+  lastDiskFull: { at: string; message: string } | null;
 }
 
 export async function openWritableLayer(opened: OpenedVolume, opts: WritableLayerOptions): Promise<WritableLayer> {
@@ -114,6 +123,9 @@ export async function openWritableLayer(opened: OpenedVolume, opts: WritableLaye
     throw new UserError(`cannot create the journal: ${e.message}`, 1, { cause: err });
   }
 
+  // The journal may grow to the whole volume: say so when its disk has less room.
+  const lowSpace = await spaceWarning(dir, opened.sizeBytes).catch(() => undefined);
+  if (lowSpace) logger.warn({ dir }, lowSpace);
   const overlay = new OverlayStore({
     journal,
     lower: opened.reader,
@@ -174,6 +186,11 @@ export async function openWritableLayer(opened: OpenedVolume, opts: WritableLaye
     journalId: journal.journalId,
     resumed,
     dirtyBlockCount: () => journal.dirtyBlockCount + overlay.assemblingBlocks,
+    journalStatus: () => ({
+      dir,
+      diskFullErrors: opened.stats.get(WritebackStat.diskFull),
+      lastDiskFull: overlay.lastDiskFull ?? null,
+    }),
     async commit(onProgress) {
       if (committed) return committed;
       if (journalGone) throw new UserError(`journal ${dir} was discarded`);

@@ -40,6 +40,7 @@ export const journalsCommand: CommandModule<object, JournalsArgv> = {
       return;
     }
     process.stdout.write(formatTable(journals));
+    for (const j of journals) if (j.state === 'damaged' && j.error) process.stdout.write(`\ndamaged: ${j.error}\n`);
     if (journals.some((j) => j.state === 'open' || j.state === 'committing' || j.state === 'completing')) {
       process.stdout.write('\nFinish one with: ebsmount commit --journal DIR\n');
     }

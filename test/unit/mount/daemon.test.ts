@@ -16,6 +16,7 @@ import { MountDaemon } from '../../../src/mount/daemon.js';
 import { FuseAdapter, mountFuse, releaseFuse } from '../../../src/fs/fuse-adapter.js';
 import type { VolumeFile } from '../../../src/fs/volume-file.js';
 import { MountRegistry } from '../../../src/mount/registry.js';
+import { Journal } from '../../../src/writeback/journal.js';
 import { controlRequest } from '../../../src/mount/control-client.js';
 import { findMount } from '../../../src/mount/mountinfo.js';
 import type { MountConfig } from '../../../src/mount/mount-options.js';
@@ -98,6 +99,30 @@ describe('MountDaemon (in-process, real FUSE)', () => {
     assert.equal(await findMount(mnt), undefined);
     assert.deepEqual(await registry.list(), []);
     assert.equal(await MountDaemon.fuseFds(), 0);
+  });
+
+  test('a writable mount that cannot set up its control socket unmounts without committing its journal', async () => {
+    const api = new MemoryEbsApi();
+    const snap = api.createCompletedSnapshot(randomBlocks([0, 1]), 1);
+    // A journal with an acknowledged write, resumed by this mount.
+    const journalDir = join(root, 'kept-journal');
+    const j = await Journal.create(journalDir, { journalId: 'kept', parentSnapshotId: snap, volumeSizeGiB: 1 });
+    await j.writeBlock(5, Buffer.alloc(BLOCK_SIZE, 7));
+    await j.close();
+    const mnt = join(root, 'nosocket');
+    await exec('mkdir', ['-p', mnt]);
+    await exec('touch', [join(root, 'not-a-dir')]);
+    const registry = new MountRegistry(join(root, 'not-a-dir', 'run')); // cannot be created
+    await assert.rejects(
+      MountDaemon.start(config(snap, mnt, { writable: true, journalDir }), { api, logger: silentLogger, registry, logFile: null }),
+    );
+    assert.equal(await findMount(mnt), undefined, 'still mounted');
+    assert.equal(api.counts('startSnapshot'), 0, 'a commit nobody asked for was started');
+    const meta = await Journal.readMeta(journalDir);
+    assert.equal(meta.state, 'open');
+    const again = await Journal.open(journalDir, { readOnly: true });
+    assert.deepEqual(again.dirtyIndexes(), [5]);
+    await again.close();
   });
 
   test('a plain umount from outside ends the daemon', async () => {
