@@ -47,6 +47,11 @@ function call(fn: (...a: any[]) => void, ...args: unknown[]): Promise<any[]> {
 
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** Waits until the adapter's abandoned work has ended (a condition, not a time). */
+async function drained(adapter: FuseAdapter): Promise<void> {
+  while (adapter.inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+}
+
 describe('op deadlines', () => {
   test('runWithDeadline answers once: the result in time, else DeadlineError with the signal already aborted', async () => {
     const answers: unknown[] = [];
@@ -83,13 +88,14 @@ describe('op deadlines', () => {
     for (const [pos, len] of [[4096, 65_536], [BLOCK_SIZE - 4096, 8192]] as const) {
       const lower = new GatedReader(new Map([[0, patternBlock(1)], [1, patternBlock(2)]]));
       const file = new VolumeFile({ sizeBytes: 4 * BLOCK_SIZE, reader: lower, stats: new Stats(), allocatedBlocks: () => 2 });
-      const ops = new FuseAdapter({ file, snapshotId: SNAP, allowOther: false, uid: 0, gid: 0, deadlineMs: 30 }).ops();
+      const adapter = new FuseAdapter({ file, snapshotId: SNAP, allowOther: false, uid: 0, gid: 0, deadlineMs: 30 });
+      const ops = adapter.ops();
       const buf = Buffer.alloc(len, 0xaa);
       const [errno] = await call(ops.read!, IMG, 1, buf, len, pos);
       assert.equal(errno, EIO);
       assert.ok(lower.signals.at(-1)?.aborted, 'the reader was not told the deadline passed');
       lower.release();
-      await new Promise((r) => setTimeout(r, 20));
+      await drained(adapter);
       assert.ok(lower.settled > 0);
       assert.ok(buf.every((b) => b === 0xaa), 'the buffer was written after the op was answered');
     }
@@ -102,24 +108,24 @@ describe('op deadlines', () => {
       const lower = new GatedReader(new Map([[3, patternBlock(3)]]));
       const overlay = new OverlayStore({ journal, lower });
       const file = new VolumeFile({ sizeBytes: 1024 ** 3, reader: overlay, writer: overlay, stats: new Stats(), allocatedBlocks: () => 0 });
-      const ops = new FuseAdapter({ file, snapshotId: SNAP, allowOther: false, uid: 0, gid: 0, deadlineMs: 30 }).ops();
-      // The acknowledged write goes through an adapter with a deadline no loaded machine reaches
-      // (journal append and hashing take real time); only the gated write is meant to miss one.
-      const roomy = new FuseAdapter({ file, snapshotId: SNAP, allowOther: false, uid: 0, gid: 0, deadlineMs: 30_000 }).ops();
+      // Short deadline for the write that must miss it (its parent read is gated: always late);
+      // a long one for the writes that must not (no timing in the assertions).
+      const hasty = new FuseAdapter({ file, snapshotId: SNAP, allowOther: false, uid: 0, gid: 0, deadlineMs: 30 });
+      const patient = new FuseAdapter({ file, snapshotId: SNAP, allowOther: false, uid: 0, gid: 0, deadlineMs: 60_000 }).ops();
       // A partial write inside block 3 needs the parent's block (gated): past the deadline.
       const late = Buffer.alloc(4096, 0x11);
-      const [errno] = await call(ops.write!, IMG, 1, late, late.length, 3 * BLOCK_SIZE + 8192);
+      const [errno] = await call(hasty.ops().write!, IMG, 1, late, late.length, 3 * BLOCK_SIZE + 8192);
       assert.equal(errno, EIO);
       // A whole-block write needs no parent: acknowledged.
       const whole = patternBlock(9);
       const kernelBuf = Buffer.from(whole);
-      const pending = call(roomy.write!, IMG, 1, kernelBuf, BLOCK_SIZE, 5 * BLOCK_SIZE);
+      const pending = call(patient.write!, IMG, 1, kernelBuf, BLOCK_SIZE, 5 * BLOCK_SIZE);
       kernelBuf.fill(0x77); // the kernel reuses its buffer once answered: ebsmount must have copied
       assert.deepEqual(await pending, [BLOCK_SIZE]);
       lower.release();
-      await new Promise((r) => setTimeout(r, 30));
+      await drained(hasty);
       assert.equal(lower.settled, 1, 'the parent read never finished');
-      const [fsyncErr] = await call(roomy.fsync!, IMG, false, 1);
+      const [fsyncErr] = await call(patient.fsync!, IMG, false, 1);
       assert.equal(fsyncErr, 0);
       assert.deepEqual(journal.dirtyIndexes(), [5], 'the journal holds a write that was answered EIO');
       assert.ok((await journal.readBlock(5))!.equals(whole));
