@@ -156,12 +156,18 @@ describe('ebsmount serve: fault injection', () => {
 
   test('--rate-limit throttles beyond N requests per second per snapshot', async () => {
     await server.restart(['--rate-limit', '10']);
+    const started = performance.now();
     const results = await Promise.all(Array.from({ length: 40 }, () => errorOf(client.send(new ListSnapshotBlocksCommand({ SnapshotId: snapA })))));
+    const seconds = (performance.now() - started) / 1000;
     const throttled = results.filter((e) => e?.name === 'RequestThrottledException');
     assert.ok(throttled.every((e) => e!.status === 400));
     assert.ok(results.every((e) => e === undefined || e.name === 'RequestThrottledException'));
     const ok = results.filter((e) => e === undefined).length;
-    assert.ok(ok >= 10 && ok <= 12, `about 10 admitted, got ${ok}`);
+    // A bucket of 10 that refills 10 per second: the burst gets 10, plus what refilled while its
+    // requests were arriving (a loaded machine spreads them out), never more.
+    const most = 10 + Math.ceil(10 * seconds) + 1;
+    assert.ok(ok >= 10 && ok <= most, `10 to ${most} admitted in ${seconds.toFixed(2)} s, got ${ok}`);
+    assert.ok(throttled.length > 0 || most >= 40, 'nothing throttled');
     // Another snapshot has its own budget.
     assert.equal(await errorOf(client.send(new ListSnapshotBlocksCommand({ SnapshotId: snapB }))), undefined);
     await new Promise((r) => setTimeout(r, 1100));
