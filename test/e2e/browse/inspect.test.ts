@@ -6,24 +6,34 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmod } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
 import { CLI_PATH, cliEnv, runCli, type CliResult } from '../../helpers/cli.js';
 import { blkidAt, makeGptDisk, makeVfatImage, sfdiskJson } from '../../helpers/disks.js';
 import { run } from '../../helpers/images.js';
 import { cleanup, cleanupAll, importImage, tempDir } from '../../helpers/mounts.js';
 import { startServer, type TestServer } from '../../helpers/server.js';
 
-/** The CLI as user nobody (uid 65534). */
-function runAsNobody(args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], { uid: 65534, gid: 65534, env: cliEnv({ HOME: '/nonexistent' }), stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * The CLI as user nobody (uid 65534), wherever the checkout lives: in a private mount namespace
+ * the checkout is bind-mounted onto a directory nobody can reach (a checkout under a 0700
+ * directory, e.g. one made by mktemp -d, is otherwise out of nobody's reach: MODULE_NOT_FOUND).
+ */
+function runAsNobody(view: string, args: string[]): Promise<CliResult> {
+  const repo = resolve(dirname(CLI_PATH), '..', '..', '..');
+  const cli = join(view, relative(repo, CLI_PATH));
+  const script = `mount --bind "$1" "$2" && shift 2 && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"`;
+  return new Promise((done, reject) => {
+    const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', repo, view, process.execPath, cli, ...args], {
+      env: cliEnv({ HOME: '/nonexistent' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code) => done({ code, stdout, stderr }));
   });
 }
 
@@ -42,12 +52,15 @@ describe('ebsmount inspect', { timeout: 300_000 }, () => {
   let work: string;
   let image: string;
   let snap: string;
+  let view: string;
 
   before(async () => {
     server = await startServer();
     cleanup.add('server', () => server.stop());
     work = await tempDir('ebsmount-inspect-');
     await chmod(work, 0o755);
+    view = join(work, 'checkout');
+    await mkdir(view, { mode: 0o755 });
     image = join(work, 'disk.img');
     await makeGptDisk(image, [
       { sizeMiB: 64, name: 'root', make: (f) => run('mkfs.ext4', ['-q', '-F', '-L', 'rootfs', f]) },
@@ -61,7 +74,7 @@ describe('ebsmount inspect', { timeout: 300_000 }, () => {
   after(() => cleanupAll());
 
   test('--json as an unprivileged user: same table as sfdisk, same filesystems as blkid, a handful of blocks', async () => {
-    const r = await runAsNobody(['inspect', snap, '--endpoint', server.endpoint, '--json']);
+    const r = await runAsNobody(view, ['inspect', snap, '--endpoint', server.endpoint, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout) as InspectDoc;
     const sf = await sfdiskJson(image);
