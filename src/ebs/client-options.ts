@@ -14,6 +14,10 @@
  *   a local `ebsmount serve` without --access-key-id accepts any signature.
  * - Transport: NodeHttpHandler with keep-alive agents of `maxSockets` (default 72), a 5 s
  *   connect timeout and a 30 s request/socket timeout that throws TimeoutError; SDK retries off.
+ * - Client: a LeanEbsApi (GetSnapshotBlock and PutSnapshotBlock on the lean HTTP path, with its
+ *   own keep-alive agents of `maxSockets`, the same timeouts, endpoint, region and credentials;
+ *   the other operations through the SDK) unless `client: 'sdk'` or env EBSMOUNT_EBS_CLIENT=sdk
+ *   ask for the SDK alone (for side-by-side measurements).
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -23,6 +27,8 @@ import { join } from 'node:path';
 import { EBSClient, type EBSClientConfig } from '@aws-sdk/client-ebs';
 import type { EbsApi } from './api.js';
 import { SdkEbsApi } from './sdk-api.js';
+import { LeanEbsApi } from './lean-api.js';
+import type { BlockPool } from './block-pool.js';
 import type { Logger } from '../util/log.js';
 
 export interface EbsApiOptions {
@@ -36,6 +42,10 @@ export interface EbsApiOptions {
   logger?: Logger;
   /** Environment to read (tests); default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** 'lean' (default) or 'sdk': how GetSnapshotBlock and PutSnapshotBlock are sent. */
+  client?: 'lean' | 'sdk';
+  /** Where the lean path's GetSnapshotBlock bodies land (default: a new buffer each). */
+  pool?: BlockPool;
 }
 
 export const DEFAULT_MAX_SOCKETS = 72;
@@ -131,5 +141,12 @@ export function createEbsApi(opts: EbsApiOptions = {}): EbsApi {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const config = ebsClientConfig(opts);
   opts.logger?.debug({ endpoint: resolveEndpoint(opts) ?? 'aws', region: opts.region, profile: opts.profile }, 'ebs client');
-  return new SdkEbsApi(config);
+  const sdk = new SdkEbsApi(config);
+  const client = opts.client ?? ((opts.env ?? process.env).EBSMOUNT_EBS_CLIENT === 'sdk' ? 'sdk' : 'lean');
+  if (client === 'sdk') return sdk;
+  return new LeanEbsApi(sdk, {
+    maxSockets: opts.maxSockets ?? DEFAULT_MAX_SOCKETS,
+    requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    pool: opts.pool,
+  });
 }
