@@ -14,8 +14,12 @@
  * write V8 .cpuprofile files (client: around the read phase only, via node:inspector; server:
  * `--cpu-prof`, written when it exits on SIGTERM). The server is always stopped, also on failure.
  *
+ * `--client sdk|lean` picks the path of GetSnapshotBlock (createEbsApi's `client`; default lean);
+ * `--pool` lands the lean path's bodies in a BlockPool (given back after verification, as the
+ * cache does on eviction).
+ *
  * Usage: node dist/scripts/bench/get-block-cpu.js [--blocks 2000] [--rounds 2] [--concurrency 64]
- *        [--warmup 200] [--json] [--client-prof DIR] [--server-prof DIR]
+ *        [--warmup 200] [--client lean|sdk] [--pool] [--json] [--client-prof DIR] [--server-prof DIR]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
@@ -28,9 +32,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createEbsApi } from '../../src/ebs/client-options.js';
-import { sha256Base64, sha256Base64Async } from '../../src/ebs/checksum.js';
+import { sha256Owned } from '../../src/ebs/checksum.js';
 import { BLOCK_SIZE } from '../../src/ebs/constants.js';
 import type { EbsApi } from '../../src/ebs/api.js';
+import { BlockPool } from '../../src/ebs/block-pool.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const MAIN_JS = resolve(here, '../../src/cli/main.js');
@@ -45,6 +50,8 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     // Pass one long-lived AbortSignal with every read, as SnapshotStore does.
     'no-signal': { type: 'boolean', default: false },
+    client: { type: 'string', default: 'lean' },
+    pool: { type: 'boolean', default: false },
     'client-prof': { type: 'string' },
     'server-prof': { type: 'string' },
   },
@@ -53,6 +60,8 @@ const nBlocks = Number(args.blocks);
 const rounds = Number(args.rounds);
 const concurrency = Number(args.concurrency);
 const warmup = Number(args.warmup);
+const clientKind = args.client === 'sdk' ? 'sdk' : 'lean';
+const pool = args.pool ? new BlockPool(concurrency + 8) : undefined;
 
 /** [user, system] CPU ms of a process (all its threads: the libuv pool included). */
 function procCpuMs(pid: number): [number, number] {
@@ -144,9 +153,11 @@ async function readAll(api: EbsApi, snapshotId: string, blocks: { index: number;
         const b = blocks[next++]!;
         const d = await api.getSnapshotBlock(snapshotId, b.index, b.token, { signal: volumeSignal });
         const v0 = performance.now();
-        const ok = d.data.length === BLOCK_SIZE && (await sha256Base64Async(d.data)) === d.checksum;
+        // As SnapshotStore verifies: the body moved to a hash worker and back.
+        const h = d.data.length === BLOCK_SIZE ? await sha256Owned(d.data) : undefined;
         verifyMs += performance.now() - v0;
-        if (!ok) throw new Error(`checksum mismatch at block ${b.index}`);
+        if (!h || h.digest.toString('base64') !== d.checksum) throw new Error(`checksum mismatch at block ${b.index}`);
+        pool?.give(h.data);
       }
     }),
   );
@@ -159,7 +170,7 @@ async function main(): Promise<void> {
   let api: EbsApi | undefined;
   try {
     server = await startServer(dataDir, args['server-prof']);
-    api = createEbsApi({ endpoint: server.endpoint, maxSockets: concurrency + 8 });
+    api = createEbsApi({ endpoint: server.endpoint, maxSockets: concurrency + 8, client: clientKind, pool });
     const tFill = performance.now();
     const snapshotId = await fill(api);
     const fillS = (performance.now() - tFill) / 1000;
@@ -195,6 +206,7 @@ async function main(): Promise<void> {
     }
     const n = nBlocks * rounds;
     const result = {
+      client: clientKind + (pool ? '+pool' : ''),
       blocks: n,
       concurrency,
       seconds: +seconds.toFixed(2),
@@ -213,7 +225,7 @@ async function main(): Promise<void> {
       console.log(JSON.stringify(result));
     } else {
       console.log(
-        `GetSnapshotBlock x${n} (${concurrency} in flight): ${result.blocksPerSecond} blocks/s, ${result.mbps} MB/s; ` +
+        `${result.client} GetSnapshotBlock x${n} (${concurrency} in flight): ${result.blocksPerSecond} blocks/s, ${result.mbps} MB/s; ` +
           `client ${result.clientCpuMsPerBlock} ms CPU/block (user ${result.clientUserMsPerBlock}, sys ${result.clientSysMsPerBlock}; ` +
           `SHA-256 verify ${result.verifyMsPerBlock}); server ${result.serverCpuMsPerBlock} ms CPU/block ` +
           `(user ${result.serverUserMsPerBlock}, sys ${result.serverSysMsPerBlock}); fill ${result.fillSeconds} s`,

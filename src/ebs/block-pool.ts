@@ -5,27 +5,24 @@
  *
  * Contract:
  * - `take()` returns a buffer of exactly BLOCK_SIZE bytes, arbitrary contents, that owns its whole
- *   ArrayBuffer (byteOffset 0), owned by the caller until `give()`.
- * - `give(buf)` hands a buffer back; the giver promises nothing reads or writes it any more.
- *   Buffers of another size or that are views are ignored (left to the GC), as are buffers beyond
- *   `maxIdle` (the pool never holds more than that many idle blocks).
- * - `giveLater(buf)` returns it only after `graceMs`: for buffers that a reader may still be
- *   copying from after the owner dropped it (a cache eviction while a read that hit the block has
- *   not copied it yet: reads copy within one turn of the event loop of their wake-up).
+ *   ArrayBuffer (so it can be moved to a hash worker and back, hash-workers.ts). The caller owns
+ *   it until `give()`.
+ * - `give(buf)` hands a buffer back; the giver promises nothing else holds it (the cache's blocks:
+ *   each is the one copy the fetch made). Only whole, unshared 512 KiB buffers are kept, at most
+ *   `maxIdle` of them; anything else is left to the GC, as are buffers marked with `keepOut`.
+ * - `defaultBlockPool()` is the process's pool: the lean client fills its buffers, the cache
+ *   gives them back on eviction (open-volume.ts wires both).
  */
 import { BLOCK_SIZE } from './constants.js';
 
 export class BlockPool {
   private readonly idle: Buffer[] = [];
-  private readonly later: { buf: Buffer; at: number }[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private readonly kept = new WeakSet<ArrayBufferLike>();
+  /** Buffers handed out, and how many of those were reused (for tests and the bench). */
   taken = 0;
   reused = 0;
 
-  constructor(
-    readonly maxIdle = 64,
-    readonly graceMs = 1_000,
-  ) {}
+  constructor(readonly maxIdle = 128) {}
 
   take(): Buffer {
     this.taken++;
@@ -37,32 +34,28 @@ export class BlockPool {
     return Buffer.allocUnsafeSlow(BLOCK_SIZE);
   }
 
-  give(buf: Buffer): void {
-    if (buf.length === BLOCK_SIZE && buf.byteOffset === 0 && buf.buffer.byteLength === BLOCK_SIZE && this.idle.length < this.maxIdle) {
-      this.idle.push(buf);
-    }
+  /** True when the pool would keep `buf`: a whole, unshared block buffer. */
+  static fits(buf: Buffer): boolean {
+    return buf.byteOffset === 0 && buf.length === BLOCK_SIZE && buf.buffer.byteLength === BLOCK_SIZE && !(buf.buffer instanceof SharedArrayBuffer);
   }
 
-  giveLater(buf: Buffer): void {
-    if (buf.length !== BLOCK_SIZE || this.later.length >= this.maxIdle) return;
-    this.later.push({ buf, at: Date.now() + this.graceMs });
-    if (!this.timer) {
-      this.timer = setTimeout(() => this.drain(), this.graceMs);
-      this.timer.unref();
-    }
+  /** Never take `buf` back: something else (a background disk write) may still read it. */
+  keepOut(buf: Buffer): void {
+    this.kept.add(buf.buffer);
+  }
+
+  give(buf: Buffer): void {
+    if (this.kept.has(buf.buffer)) return;
+    if (this.idle.length < this.maxIdle && BlockPool.fits(buf) && !this.idle.includes(buf)) this.idle.push(buf);
   }
 
   get idleCount(): number {
     return this.idle.length;
   }
+}
 
-  private drain(): void {
-    this.timer = undefined;
-    const now = Date.now();
-    while (this.later.length > 0 && this.later[0]!.at <= now) this.give(this.later.shift()!.buf);
-    if (this.later.length > 0) {
-      this.timer = setTimeout(() => this.drain(), Math.max(1, this.later[0]!.at - now));
-      this.timer.unref();
-    }
-  }
+let shared: BlockPool | undefined;
+
+export function defaultBlockPool(): BlockPool {
+  return (shared ??= new BlockPool());
 }

@@ -3,14 +3,16 @@
  * CompleteSnapshot checks: SHA-256 over the raw 32-byte digests of every written block, in
  * ascending block index order.
  *
- * The *Async variants hash off the main thread: WebCrypto's digest runs as a libuv threadpool
- * job, so hashing 512 KiB blocks (~0.3-0.4 ms each) does not stall FUSE ops and HTTP on the event
- * loop, and several blocks hash in parallel on several cores. At most HASH_JOBS digests run at
- * once (the rest wait in FIFO order): each job holds a copy of its data, so the copies stay a few
- * blocks whatever the number of callers, and the threadpool keeps threads for file I/O. The caller
- * must not change `data` until the promise settles.
+ * The *Async variants hash off the main thread, on worker threads (hash-workers.ts), so hashing
+ * 512 KiB blocks (1–2 ms each on the bench machine) does not stall FUSE ops and HTTP on the event
+ * loop, and several blocks hash in parallel on several cores. `sha256Owned` moves a buffer the
+ * caller alone holds to a worker and back (no copy; use the returned buffer); the others copy
+ * the data once. At most HASH_JOBS digests are outstanding at once (the rest wait in FIFO
+ * order), so the copies stay a few blocks whatever the number of callers. The caller must not
+ * change `data` until the promise settles.
  */
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { HashWorkers } from './hash-workers.js';
 import { BLOCK_SIZE, ZERO_BLOCK_SHA256 } from './constants.js';
 
 export function sha256(data: Uint8Array): Buffer {
@@ -22,30 +24,39 @@ export function sha256Base64(data: Uint8Array): string {
 }
 
 /**
- * Digests submitted at once: twice libuv's default threadpool (4 threads), so it never idles
- * between jobs; their copies stay at 4 MiB. (Measured with 64 GetSnapshotBlock in flight on
- * 2 cores: 2 jobs cost ~15 % of the throughput of unbounded submission, 8 jobs ~0-3 %.)
+ * Digests outstanding at once: enough to keep every hash worker busy while results travel back,
+ * few enough that the scratch copies of unshared data stay at 4 MiB.
  */
 export const HASH_JOBS = 8;
 let hashJobsRunning = 0;
 const hashWaiters: (() => void)[] = [];
+let workers: HashWorkers | undefined;
 
 /** Digests running now (for tests): never above HASH_JOBS. */
 export function runningHashJobs(): number {
   return hashJobsRunning;
 }
 
-export async function sha256Async(data: Uint8Array): Promise<Buffer> {
+async function hashJob<T>(run: (w: HashWorkers) => Promise<T>): Promise<T> {
   if (hashJobsRunning >= HASH_JOBS) await new Promise<void>((resolve) => hashWaiters.push(resolve));
   else hashJobsRunning++;
   try {
-    return Buffer.from(await webcrypto.subtle.digest('SHA-256', data));
+    return await run((workers ??= new HashWorkers()));
   } finally {
     // Hand the slot straight to the next waiter (the running count stays), or free it.
     const next = hashWaiters.shift();
     if (next) next();
     else hashJobsRunning--;
   }
+}
+
+export function sha256Async(data: Uint8Array): Promise<Buffer> {
+  return hashJob((w) => w.digest(data));
+}
+
+/** SHA-256 of a buffer the caller alone holds, moved to a worker and back: use the returned `data`. */
+export function sha256Owned(buf: Buffer): Promise<{ digest: Buffer; data: Buffer }> {
+  return hashJob((w) => w.digestOwned(buf));
 }
 
 export async function sha256Base64Async(data: Uint8Array): Promise<string> {

@@ -28,7 +28,7 @@ import { EBSClient, type EBSClientConfig } from '@aws-sdk/client-ebs';
 import type { EbsApi } from './api.js';
 import { SdkEbsApi } from './sdk-api.js';
 import { LeanEbsApi } from './lean-api.js';
-import type { BlockPool } from './block-pool.js';
+import { defaultBlockPool, type BlockPool } from './block-pool.js';
 import type { Logger } from '../util/log.js';
 
 export interface EbsApiOptions {
@@ -44,7 +44,7 @@ export interface EbsApiOptions {
   env?: NodeJS.ProcessEnv;
   /** 'lean' (default) or 'sdk': how GetSnapshotBlock and PutSnapshotBlock are sent. */
   client?: 'lean' | 'sdk';
-  /** Where the lean path's GetSnapshotBlock bodies land (default: a new buffer each). */
+  /** Where the lean path's GetSnapshotBlock bodies land (default: the process's BlockPool). */
   pool?: BlockPool;
 }
 
@@ -147,6 +147,6 @@ export function createEbsApi(opts: EbsApiOptions = {}): EbsApi {
   return new LeanEbsApi(sdk, {
     maxSockets: opts.maxSockets ?? DEFAULT_MAX_SOCKETS,
     requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-    pool: opts.pool,
+    pool: opts.pool ?? defaultBlockPool(),
   });
 }

@@ -24,8 +24,14 @@
  *   prefetch.issued, prefetch.hit (a demand read served by a block the prefetcher fetched; each
  *   prefetched block counts once), blocks.zero (known-zero fast path).
  * - Hot path (hit): one LRU get, no hashing, no allocation beyond the resolved promise.
+ * - Buffers: a block the LRU evicts (or drops at close) goes back to `pool` (BlockPool) for the
+ *   next fetch to land in: each cached buffer is the one copy its fetch made, held by nobody else. Safe
+ *   because every reader copies a block in the continuation of the promise that delivered it
+ *   (VolumeFile, OverlayStore): a microtask of the same turn, while a reused buffer is written
+ *   only by socket data, in a later turn of the event loop.
  */
 import { LRUCache } from 'lru-cache';
+import { defaultBlockPool, type BlockPool } from '../ebs/block-pool.js';
 import { BLOCK_SIZE } from '../ebs/constants.js';
 import { raceSignal, WaiterSignal } from '../util/abort.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -53,6 +59,8 @@ export interface CacheStoreOptions {
    * at most an eighth of the cache (so a small cache keeps most of its blocks).
    */
   inFlightReserveBlocks?: number;
+  /** Where evicted blocks go (default: the process's BlockPool). */
+  pool?: BlockPool;
   logger?: Logger;
   /** A part of a cache shared with other volumes (SharedMemoryCache.view), instead of an own LRU. */
   sharedLru?: (onDispose: (index: number) => void) => BlockLru;
@@ -91,6 +99,7 @@ export class CacheStore implements BlockReader {
     const cacheBlocks = Math.floor(this.cacheSizeBytes / BLOCK_SIZE);
     this.prefetchBudgetBlocks = Math.max(0, opts.prefetchBudgetBlocks ?? Math.floor(cacheBlocks / 4));
     this.backgroundConcurrency = Math.max(0, opts.backgroundConcurrency ?? 16);
+    const pool = opts.pool ?? defaultBlockPool();
     const reserveBlocks = Math.max(0, Math.min(opts.inFlightReserveBlocks ?? 2 * (this.backgroundConcurrency + 4), Math.floor(cacheBlocks / 8)));
     this.lru = opts.sharedLru
       ? opts.sharedLru((index) => this.prefetchedUnread.delete(index))
@@ -98,8 +107,9 @@ export class CacheStore implements BlockReader {
         ? new LRUCache<number, Buffer>({
             maxSize: this.cacheSizeBytes - reserveBlocks * BLOCK_SIZE,
             sizeCalculation: (buf) => buf.length,
-            dispose: (_buf, index) => {
+            dispose: (buf, index) => {
               this.prefetchedUnread.delete(index);
+              pool.give(buf);
             },
           })
         : undefined;

@@ -9,18 +9,16 @@
  *   resets and corrupt bodies are retried with backoff; INVALID_BLOCK_TOKEN re-lists the block's
  *   segment, then retries.
  * - Every body is checked: DataLength and length 524,288 and SHA-256 equal to the response
- *   checksum: inline for a demand read (its reader waits; no threadpool hop), in the threadpool
- *   for a prefetch (the event loop keeps serving meanwhile). A mismatch counts
- *   `ebs.checksum.mismatch` and is retried as a transient EbsError('ChecksumMismatch');
- *   unverified bytes are never returned.
- * - `opts.signal` (the operation's deadline) ends the wait in the limiter's queue, the block-map
- *   listing and the retry backoff: the read rejects with IoError('EIO'); a request already sent
- *   runs on (HTTP requests carry only the volume's signal).
+ *   checksum, on a hash worker thread (checksum.ts: the event loop keeps serving FUSE and HTTP
+ *   meanwhile). A mismatch counts `ebs.checksum.mismatch`, gives the body's buffer back to the
+ *   BlockPool and is retried as a transient EbsError('ChecksumMismatch'); unverified bytes are
+ *   never returned.
  * - A block that still fails rejects with IoError('EIO') for that read only (logged with the
  *   snapshot id and block index, never the token); the store stays usable.
  */
 import type { EbsApi } from '../ebs/api.js';
-import { sha256, sha256Async } from '../ebs/checksum.js';
+import { defaultBlockPool } from '../ebs/block-pool.js';
+import { sha256Owned } from '../ebs/checksum.js';
 import { BLOCK_SIZE } from '../ebs/constants.js';
 import { EbsError, retryKind } from '../ebs/errors.js';
 import type { RequestLimiter } from '../ebs/limiter.js';
@@ -137,24 +135,30 @@ export class SnapshotStore implements BlockReader {
       stats.inc(StatKey.ebsGetRequests);
       return api.getSnapshotBlock(this.snapshotId, index, token, { signal });
     }, priority, opSignal);
-    const data = res.data;
+    let data = res.data;
     const expected = Buffer.from(res.checksum ?? '', 'base64');
-    if (
-      res.dataLength !== BLOCK_SIZE ||
-      data.length !== BLOCK_SIZE ||
-      (res.checksumAlgorithm && res.checksumAlgorithm.toUpperCase() !== 'SHA256') ||
-      !(await verifyHash(data, priority)).equals(expected)
-    ) {
+    let ok =
+      res.dataLength === BLOCK_SIZE &&
+      data.length === BLOCK_SIZE &&
+      (!res.checksumAlgorithm || res.checksumAlgorithm.toUpperCase() === 'SHA256');
+    if (ok) {
+      // The body is ours alone: hashed on a worker without a copy (moved there and back).
+      const h = await sha256Owned(data);
+      data = h.data;
+      ok = h.digest.equals(expected);
+    }
+    if (!ok) {
+      defaultBlockPool().give(data);
       stats.inc(StatKey.ebsChecksumMismatch);
       throw new EbsError('ChecksumMismatch', `block ${index} of ${this.snapshotId} failed verification`);
     }
     // A body that is a view into a larger allocation would keep all of it alive in the cache.
     const block = data.byteOffset === 0 && data.buffer.byteLength === data.length ? data : Buffer.from(data);
-    this.opts.onVerified?.(index, block, expected);
+    if (this.opts.onVerified) {
+      // The disk cache writes it in the background: never recycle this buffer (BlockPool).
+      defaultBlockPool().keepOut(block);
+      this.opts.onVerified(index, block, expected);
+    }
     return block;
   }
-}
-
-function verifyHash(data: Buffer, priority: 'demand' | 'background'): Buffer | Promise<Buffer> {
-  return priority === 'demand' ? sha256(data) : sha256Async(data);
 }

@@ -13,7 +13,7 @@
  *   that no longer holds the block is a ResourceNotFoundException.
  */
 import type { EbsApi } from '../ebs/api.js';
-import { sha256Base64 } from '../ebs/checksum.js';
+import { sha256Owned } from '../ebs/checksum.js';
 import { BLOCK_SIZE } from '../ebs/constants.js';
 import { EbsError, retryKind } from '../ebs/errors.js';
 import type { RequestLimiter } from '../ebs/limiter.js';
@@ -108,11 +108,13 @@ export async function fetchVerifiedBlock(opts: FetchOptions): Promise<VerifiedBl
       if (r.dataLength !== BLOCK_SIZE || r.data.length !== BLOCK_SIZE) {
         throw new EbsError('ChecksumMismatch', `block ${opts.index}: ${r.data.length} bytes (DataLength ${r.dataLength}), expected ${BLOCK_SIZE}`);
       }
-      const actual = sha256Base64(r.data);
+      // Off the main thread (moved to a hash worker and back): the other transfers keep going.
+      const h = await sha256Owned(r.data);
+      const actual = h.digest.toString('base64');
       if (actual !== r.checksum) {
         throw new EbsError('ChecksumMismatch', `block ${opts.index}: SHA-256 of the data does not match the response checksum`);
       }
-      return { data: r.data, checksum: actual };
+      return { data: h.data, checksum: actual };
     },
     {
       policy: opts.policy ?? READ_RETRY,
