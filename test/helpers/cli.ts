@@ -7,6 +7,7 @@
  * code null. `env` is merged over process.env (a value of undefined removes a variable).
  */
 import { spawn } from 'node:child_process';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CLI_PATH = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -57,5 +58,29 @@ export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliRes
     child.stdin.on('error', () => undefined);
     if (opts.input !== undefined) child.stdin.end(opts.input);
     else child.stdin.end();
+  });
+}
+
+/**
+ * The CLI as user nobody (uid 65534), wherever the checkout lives: in a private mount namespace
+ * the checkout is bind-mounted onto a directory nobody can reach (a checkout under a 0700
+ * directory, e.g. one made by mktemp -d, is otherwise out of nobody's reach: MODULE_NOT_FOUND).
+ * `view`: an empty directory nobody can reach (its parents 0755 or more open).
+ */
+export function runCliAsNobody(view: string, args: string[]): Promise<CliResult> {
+  const repo = resolve(dirname(CLI_PATH), '..', '..', '..');
+  const cli = join(view, relative(repo, CLI_PATH));
+  const script = `mount --bind "$1" "$2" && shift 2 && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"`;
+  return new Promise((done, reject) => {
+    const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', repo, view, process.execPath, cli, ...args], {
+      env: cliEnv({ HOME: '/nonexistent' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => done({ code, stdout, stderr }));
   });
 }

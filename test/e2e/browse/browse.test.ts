@@ -13,7 +13,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli } from '../../helpers/cli.js';
 import { makeGptDisk, makeVfatImage, treeFs } from '../../helpers/disks.js';
@@ -245,10 +245,12 @@ describe('ebsmount browse', { timeout: 900_000 }, () => {
     assert.deepEqual(await treeManifest(bb.dir), wantD2, 'the other browse is untouched');
     await unmountClean(bb.dir, bb.rec);
 
-    const { spawnSync } = await import('node:child_process');
-    const { CLI_PATH } = await import('../../helpers/cli.js');
-    const r = spawnSync(process.execPath, [CLI_PATH, 'browse', a, work], { uid: 65534, gid: 65534, encoding: 'utf8' });
-    assert.equal(r.status, 1);
+    const { runCliAsNobody } = await import('../../helpers/cli.js');
+    const view = join(work, 'checkout');
+    await mkdir(view, { recursive: true, mode: 0o755 });
+    await chmod(work, 0o755);
+    const r = await runCliAsNobody(view, ['browse', a, work]);
+    assert.equal(r.code, 1);
     assert.equal(r.stderr, 'ebsmount: browse attaches loop devices and mounts filesystems: run it as root (sudo ebsmount browse ...)\n');
   });
 

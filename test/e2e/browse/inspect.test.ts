@@ -5,37 +5,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmod, mkdir } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
-import { CLI_PATH, cliEnv, runCli, type CliResult } from '../../helpers/cli.js';
+import { join } from 'node:path';
+import { runCli, runCliAsNobody, type CliResult } from '../../helpers/cli.js';
 import { blkidAt, makeGptDisk, makeVfatImage, sfdiskJson } from '../../helpers/disks.js';
 import { run } from '../../helpers/images.js';
 import { cleanup, cleanupAll, importImage, tempDir } from '../../helpers/mounts.js';
 import { startServer, type TestServer } from '../../helpers/server.js';
-
-/**
- * The CLI as user nobody (uid 65534), wherever the checkout lives: in a private mount namespace
- * the checkout is bind-mounted onto a directory nobody can reach (a checkout under a 0700
- * directory, e.g. one made by mktemp -d, is otherwise out of nobody's reach: MODULE_NOT_FOUND).
- */
-function runAsNobody(view: string, args: string[]): Promise<CliResult> {
-  const repo = resolve(dirname(CLI_PATH), '..', '..', '..');
-  const cli = join(view, relative(repo, CLI_PATH));
-  const script = `mount --bind "$1" "$2" && shift 2 && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"`;
-  return new Promise((done, reject) => {
-    const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', repo, view, process.execPath, cli, ...args], {
-      env: cliEnv({ HOME: '/nonexistent' }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
 
 interface InspectDoc {
   snapshotId: string;
@@ -74,7 +50,7 @@ describe('ebsmount inspect', { timeout: 300_000 }, () => {
   after(() => cleanupAll());
 
   test('--json as an unprivileged user: same table as sfdisk, same filesystems as blkid, a handful of blocks', async () => {
-    const r = await runAsNobody(view, ['inspect', snap, '--endpoint', server.endpoint, '--json']);
+    const r = await runCliAsNobody(view, ['inspect', snap, '--endpoint', server.endpoint, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout) as InspectDoc;
     const sf = await sfdiskJson(image);
