@@ -149,6 +149,7 @@ async function main(): Promise<number> {
     await phase('(c) ext4 file read', () => phases.ext4());
     await phase('(d) random 4 KiB reads', () => phases.random());
     await phase('(f) commit', () => phases.commit(uploadConcurrency));
+    await phase('(g) export', () => phases.exportSnapshot());
     await phase('(e) 16 TiB sparse snapshot', () => phases.sparse());
     await phase('(g) disk cache: remount', () => cachePhases.remount());
     await phase('(h) disk cache: lineage child', () => cachePhases.lineage());

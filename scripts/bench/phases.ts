@@ -17,7 +17,7 @@ import type { LocalServer, ServerSettings } from './local-server.js';
 import type { BenchResults, ColdRead, LatencyRun, RandomRun, WarmRead } from './results.js';
 import { ddRead, ddWrite, type Transfer } from './dd.js';
 import { run, startBackground, stopProcess } from './exec.js';
-import { cpuSeconds, dropPageCache, isMountpoint, RssSampler, vmRssBytes } from './system.js';
+import { childrenCpuSeconds, cpuSeconds, dropPageCache, isMountpoint, RssSampler, vmRssBytes } from './system.js';
 import { MB, counterValue, mbPerSecond, median, statValue, upstreamCeiling } from './stats.js';
 import { planColdReads, runColdRandomReads, type RandomReadResult } from './fio.js';
 import { createSparseSnapshot, spreadBlockIndexes } from './sparse-snapshot.js';
@@ -225,12 +225,16 @@ export class BenchPhases {
     };
     this.ctx.results.sequential.push(entry);
     const endpoint = await this.serverAt(latencyMs);
-    // This machine's own ceiling at this latency, measured side by side: the API client alone.
-    entry.rawApi = await rawApiCeiling({
-      endpoint, snapshotId: snap, concurrency: this.s.maxConcurrency, latencyMs,
+    // This machine's own ceiling at this latency, measured side by side: the API client alone,
+    // through the AWS SDK and through the lean path (the default), one after the other.
+    const raw = {
+      endpoint, snapshotId: snap, concurrency: this.s.maxConcurrency, latencyMs, serverPid: this.ctx.server.pid,
       blocks: Math.min(this.s.imageBytes / BLOCK_SIZE, this.s.quick ? 256 : 1024),
-    });
-    this.ctx.log(`raw API @${latencyMs} ms (${this.s.maxConcurrency} in flight, verified, no FUSE): ${entry.rawApi.mbps.toFixed(1)} MB/s, p50 ${entry.rawApi.p50Ms.toFixed(1)} ms, client CPU ${entry.rawApi.clientCpuSeconds.toFixed(2)} s`);
+    };
+    entry.rawApiSdk = await rawApiCeiling({ ...raw, client: 'sdk' });
+    this.ctx.log(`raw API (SDK) @${latencyMs} ms: ${entry.rawApiSdk.mbps.toFixed(1)} MB/s, client ${entry.rawApiSdk.clientCpuMsPerBlock?.toFixed(3)} ms CPU/block`);
+    entry.rawApi = await rawApiCeiling({ ...raw, client: 'lean' });
+    this.ctx.log(`raw API (lean) @${latencyMs} ms (${this.s.maxConcurrency} in flight, verified, no FUSE): ${entry.rawApi.mbps.toFixed(1)} MB/s, p50 ${entry.rawApi.p50Ms.toFixed(1)} ms, client ${entry.rawApi.clientCpuMsPerBlock?.toFixed(3)} ms CPU/block, server ${entry.rawApi.serverCpuMsPerBlock?.toFixed(3)} ms/block`);
     entry.cold = await this.coldRead(snap, `mnt-cold-${latencyMs}ms`, endpoint);
     this.ctx.log(`cold @${latencyMs} ms: ${entry.cold.mbps.toFixed(1)} MB/s, ${entry.cold.requestsPerBlock?.toFixed(3) ?? 'n/a'} requests/block, RSS peak ${((entry.cold.rssPeakBytes ?? NaN) / MIB).toFixed(0)} MiB`);
     entry.warm = await this.warmRead(snap, `mnt-warm-${latencyMs}ms`, endpoint);
@@ -370,7 +374,7 @@ export class BenchPhases {
     const endpoint = await this.serverAt(latencyMs);
     // This machine's own ceiling for puts, side by side: the API client alone, no journal.
     const rawApi = await rawPutCeiling({
-      endpoint, concurrency: uploadConcurrency, latencyMs, blocks: Math.min(this.s.commitBytes / BLOCK_SIZE, this.s.quick ? 256 : 1024),
+      endpoint, concurrency: uploadConcurrency, latencyMs, serverPid: this.ctx.server.pid, blocks: Math.min(this.s.commitBytes / BLOCK_SIZE, this.s.quick ? 256 : 1024),
     });
     this.ctx.log(`raw API puts @${latencyMs} ms (${uploadConcurrency} in flight, hashed, no journal): ${rawApi.mbps.toFixed(1)} MB/s, p50 ${rawApi.p50Ms.toFixed(1)} ms, client CPU ${rawApi.clientCpuSeconds.toFixed(2)} s`);
     const m = await this.freshMount(snap, 'mnt-commit', endpoint, { writable: true });
@@ -391,6 +395,36 @@ export class BenchPhases {
       childSnapshotId: r.stdout.match(/\bsnap-[0-9a-f]{8,17}\b/)?.[0],
     };
     this.ctx.log(`commit: ${seconds.toFixed(2)} s = ${this.ctx.results.commit.mbps.toFixed(1)} MB/s (ceiling ${ceilingMbps.toFixed(1)}), child ${this.ctx.results.commit.childSnapshotId ?? 'not printed'}`);
+  }
+
+  // ---- (g) export: a full-volume download ----------------------------------------------------
+
+  async exportSnapshot(): Promise<void> {
+    const snap = this.requireSnapshot();
+    const latencyMs = this.s.workloadLatencyMs;
+    const endpoint = await this.serverAt(latencyMs);
+    const file = join(this.ctx.work, 'export.img');
+    const c0 = childrenCpuSeconds();
+    const s0 = this.ctx.server.pid ? cpuSeconds(this.ctx.server.pid) : undefined;
+    const t0 = performance.now();
+    try {
+      await this.ctx.cli.cli(['export', snap, file, '--endpoint', endpoint, '--force', '--concurrency', String(this.s.maxConcurrency)], { timeoutMs: READ_TIMEOUT_MS });
+      const seconds = (performance.now() - t0) / 1000;
+      const c1 = childrenCpuSeconds();
+      const s1 = this.ctx.server.pid ? cpuSeconds(this.ctx.server.pid) : undefined;
+      const bytes = this.s.imageBytes;
+      const blocks = bytes / BLOCK_SIZE;
+      const cpu = c0 !== undefined && c1 !== undefined ? c1 - c0 : undefined;
+      this.ctx.results.exportRun = {
+        latencyMs, bytes, seconds, mbps: mbPerSecond(bytes, seconds), blocks,
+        upstreamCeilingMbps: upstreamCeiling({ rateLimit: this.s.rateLimit, concurrency: this.s.maxConcurrency, latencyMs }) / MB,
+        cpuSeconds: cpu, cpuMsPerBlock: cpu === undefined ? undefined : (cpu * 1000) / blocks,
+        serverCpuSeconds: s0 !== undefined && s1 !== undefined ? s1 - s0 : undefined,
+      };
+      this.ctx.log(`export @${latencyMs} ms: ${this.ctx.results.exportRun.mbps.toFixed(1)} MB/s, ${this.ctx.results.exportRun.cpuMsPerBlock?.toFixed(3)} ms CPU/block`);
+    } finally {
+      await rm(file, { force: true });
+    }
   }
 
   // ---- (e) huge sparse snapshot: mount time and memory ---------------------------------------

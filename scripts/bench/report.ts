@@ -30,6 +30,14 @@ function sizeText(bytes: number): string {
   return bytes >= 1024 * MIB && bytes % (1024 * MIB) === 0 ? `${bytes / (1024 * MIB)} GiB` : `${(bytes / MIB).toFixed(0)} MiB`;
 }
 
+function perBlockMs(seconds: number | undefined, blocks: number | undefined): number | undefined {
+  return seconds === undefined || !blocks ? undefined : (seconds * 1000) / blocks;
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined || b === 0 ? undefined : a / b;
+}
+
 export function resultTables(r: BenchResults): Table[] {
   const tables: Table[] = [];
   const image = sizeText(r.setup.imageBytes);
@@ -52,7 +60,7 @@ export function resultTables(r: BenchResults): Table[] {
   }
   tables.push({
     title: `Sequential read of the ${image} random image through ebsmount (dd bs=1M)`,
-    headers: ['Server latency', 'Upstream ceiling MB/s', 'Raw API MB/s', 'Cold MB/s', '% of ceiling', '% of warm', 'Requests / block', 'RSS peak MiB', 'Daemon CPU s', 'Warm MB/s', 'Page-cache re-read MB/s'],
+    headers: ['Server latency', 'Upstream ceiling MB/s', 'Raw API MB/s', 'Cold MB/s', '% of ceiling', '% of warm', 'Requests / block', 'RSS peak MiB', 'Daemon CPU s', 'Daemon CPU ms / block', 'Server CPU ms / block', 'Warm MB/s', 'Page-cache re-read MB/s'],
     rows: r.sequential.map((x) => [
       `${x.latencyMs} ms`,
       num(x.upstreamCeilingMbps),
@@ -63,10 +71,30 @@ export function resultTables(r: BenchResults): Table[] {
       num(x.cold?.requestsPerBlock, 3),
       mibOf(x.cold?.rssPeakBytes),
       num(x.cold?.daemonCpuSeconds, 1),
+      num(perBlockMs(x.cold?.daemonCpuSeconds, x.cold?.blocksRead), 2),
+      num(perBlockMs(x.cold?.serverCpuSeconds, x.cold?.blocksRead), 2),
       num(x.warm?.mbps),
       num(x.warm?.pageCacheMbps),
     ]),
   });
+  const raws = r.sequential.filter((x) => x.rawApi || x.rawApiSdk);
+  if (raws.length) {
+    tables.push({
+      title: 'Raw GetSnapshotBlock, the AWS SDK and the lean path side by side (64 in flight, verified, no FUSE; CPU of all threads)',
+      headers: ['Server latency', 'SDK MB/s', 'SDK client CPU ms / block', 'SDK blocks / CPU-s', 'Lean MB/s', 'Lean client CPU ms / block', 'Lean blocks / CPU-s', 'Lean ÷ SDK', 'Server CPU ms / GET (lean run)'],
+      rows: raws.map((x) => [
+        `${x.latencyMs} ms`,
+        num(x.rawApiSdk?.mbps),
+        num(x.rawApiSdk?.clientCpuMsPerBlock, 3),
+        num(x.rawApiSdk?.blocksPerCpuSecond, 0),
+        num(x.rawApi?.mbps),
+        num(x.rawApi?.clientCpuMsPerBlock, 3),
+        num(x.rawApi?.blocksPerCpuSecond, 0),
+        num(ratio(x.rawApi?.blocksPerCpuSecond, x.rawApiSdk?.blocksPerCpuSecond), 2),
+        num(x.rawApi?.serverCpuMsPerBlock, 3),
+      ]),
+    });
+  }
   const rows: string[][] = [];
   if (r.ext4) {
     rows.push([
@@ -101,7 +129,15 @@ export function resultTables(r: BenchResults): Table[] {
     rows.push([
       `Commit of ${sizeText(c.bytes)} dirty blocks (ebsmount unmount), ${c.latencyMs} ms`,
       `${num(c.mbps)} MB/s`,
-      `${num(c.unmountSeconds, 2)} s; ${num(percentOf(c.mbps, c.ceilingMbps), 0)} % of ceiling ${num(c.ceilingMbps)} (upload concurrency ${c.uploadConcurrency})${c.rawApi ? `; raw API puts ${num(c.rawApi.mbps)} MB/s (commit = ${num(percentOf(c.mbps, c.rawApi.mbps), 0)} % of it)` : ''}; writing it: ${num(c.writeMbps)} MB/s`,
+      `${num(c.unmountSeconds, 2)} s; ${num(percentOf(c.mbps, c.ceilingMbps), 0)} % of ceiling ${num(c.ceilingMbps)} (upload concurrency ${c.uploadConcurrency})${c.rawApi ? `; raw API puts ${num(c.rawApi.mbps)} MB/s (commit = ${num(percentOf(c.mbps, c.rawApi.mbps), 0)} % of it; client CPU ${num(c.rawApi.clientCpuMsPerBlock, 3)} ms / put, server ${num(c.rawApi.serverCpuMsPerBlock, 3)} ms / put)` : ''}; writing it: ${num(c.writeMbps)} MB/s`,
+    ]);
+  }
+  if (r.exportRun) {
+    const e = r.exportRun;
+    rows.push([
+      `Export of the ${sizeText(e.bytes)} snapshot to a file (ebsmount export), ${e.latencyMs} ms`,
+      `${num(e.mbps)} MB/s`,
+      `${num(e.seconds, 1)} s; ${num(percentOf(e.mbps, e.upstreamCeilingMbps), 0)} % of upstream ceiling ${num(e.upstreamCeilingMbps)}; export process CPU ${num(e.cpuMsPerBlock, 3)} ms / block, server ${num(perBlockMs(e.serverCpuSeconds, e.blocks), 3)} ms / block`,
     ]);
   }
   tables.push({ title: 'Other workloads', headers: ['Workload', 'Result', 'Details'], rows });
@@ -159,7 +195,7 @@ export function renderMarkdown(r: BenchResults): string {
     `Load average (1 min) when the run started: ${m.loadAverage.toFixed(2)} on ${m.cores} cores. The server runs on the same machine as the mount, so figures compare side by side, within one run.`,
     '',
     'Rates in MB/s (10^6 bytes/s). Upstream ceiling = min(rate limit × 512 KiB, max-concurrency × 512 KiB / latency). ' +
-      'Raw API = GetSnapshotBlock through ebsmount\'s own client alone (same SDK and agent, max-concurrency in flight, SHA-256 verified, no FUSE, no cache), measured just before the cold read: what this machine\'s CPU lets any reader reach.',
+      'Raw API = GetSnapshotBlock through ebsmount\'s own client alone (its default lean path; the AWS SDK\'s beside it in the raw table; max-concurrency in flight, SHA-256 verified on a hash worker, no FUSE, no cache), measured just before the cold read: what this machine\'s CPU lets any reader reach. CPU figures are process CPU time (all threads) per block, from /proc.',
     '',
     ...resultTables(r).flatMap((t) => [renderMarkdownTable(t), '']),
     '![Throughput against latency](throughput.svg)',

@@ -43,6 +43,8 @@ export interface LatencyRun {
   upstreamCeilingMbps: number;
   /** GetSnapshotBlock through the EbsApi alone on this machine (scripts/bench/raw-api.ts). */
   rawApi?: RawApiResult;
+  /** The same through the AWS SDK's GetSnapshotBlock, measured just before (side by side). */
+  rawApiSdk?: RawApiResult;
   cold?: ColdRead;
   warm?: WarmRead;
 }
@@ -94,6 +96,19 @@ export interface BenchResults {
     rawApi?: RawApiResult;
     childSnapshotId?: string;
     putRequests?: number;
+  };
+  /** `ebsmount export` of the random snapshot to a file (g). */
+  exportRun?: {
+    latencyMs: number;
+    bytes: number;
+    seconds: number;
+    mbps: number;
+    blocks: number;
+    upstreamCeilingMbps: number;
+    /** CPU of the export process (all threads), and per block. */
+    cpuSeconds?: number;
+    cpuMsPerBlock?: number;
+    serverCpuSeconds?: number;
   };
   targets: TargetResult[];
   errors: { phase: string; message: string }[];

@@ -50,6 +50,17 @@ export function cpuSeconds(pid: number): number | undefined {
   }
 }
 
+/** CPU seconds of this process's waited-for children (cutime + cstime of /proc/self/stat). */
+export function childrenCpuSeconds(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) / TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
 /** True when `arg` names `path` or something under it (also as `if=PATH/x`, `--data=PATH`). */
 export function argMentionsPath(arg: string, path: string): boolean {
   const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -177,7 +177,91 @@ export function evaluateTargets(r: BenchResults, s: TargetSettings): TargetResul
       pass: judge(worst! <= 1.1, worst),
     });
   }
+  out.push(...cpuTargets(r));
   // Disk cache and lineage (cache-phases.ts).
   out.push(...cacheTargets(r));
+  return out;
+}
+
+/** The lean data path's CPU targets (issue #11), from the same run's figures. */
+export function cpuTargets(r: BenchResults): TargetResult[] {
+  const out: TargetResult[] = [];
+  const seq = r.sequential;
+  const work = seq.find((x) => x.latencyMs === 20) ?? seq[0];
+  {
+    const lean = work?.rawApi?.blocksPerCpuSecond;
+    const sdk = work?.rawApiSdk?.blocksPerCpuSecond;
+    out.push({
+      id: 'raw-lean-vs-sdk',
+      description: `Raw GetSnapshotBlock at ${work?.latencyMs ?? 20} ms: lean blocks per client CPU-second ≥ 3 × the SDK's`,
+      measured: `${f(lean, 0)} vs ${f(sdk, 0)} = ${f(lean !== undefined && sdk ? lean / sdk : undefined, 2)} ×`,
+      required: '≥ 3.00 ×',
+      pass: judge(lean! >= 3 * sdk!, lean, sdk),
+    });
+  }
+  {
+    const ms = (x: LatencyRun) => (x.cold?.daemonCpuSeconds !== undefined && x.cold.blocksRead ? (x.cold.daemonCpuSeconds * 1000) / x.cold.blocksRead : undefined);
+    const worst = maxOf(seq.map(ms));
+    out.push({
+      id: 'daemon-cpu-per-block',
+      description: 'Daemon CPU per cold sequential block (all threads) ≤ 1.0 ms',
+      measured: `${f(worst, 2)} ms (worst of ${seq.map((x) => `${x.latencyMs} ms: ${f(ms(x), 2)}`).join(', ')})`,
+      required: '≤ 1.00 ms',
+      pass: judge(worst! <= 1.0, worst),
+    });
+  }
+  {
+    const get = work?.rawApi?.serverCpuMsPerBlock;
+    out.push({
+      id: 'server-cpu-per-get',
+      description: `Local server CPU per GetSnapshotBlock (raw lean run at ${work?.latencyMs ?? 20} ms) ≤ 0.3 ms`,
+      measured: `${f(get, 3)} ms`,
+      required: '≤ 0.300 ms',
+      pass: judge(get! <= 0.3, get),
+    });
+    const put = r.commit?.rawApi?.serverCpuMsPerBlock;
+    out.push({
+      id: 'server-cpu-per-put',
+      description: 'Local server CPU per PutSnapshotBlock (raw put run) ≤ 0.6 ms',
+      measured: `${f(put, 3)} ms`,
+      required: '≤ 0.600 ms',
+      pass: judge(put! <= 0.6, put),
+    });
+  }
+  {
+    const c = r.commit;
+    const cpu = c?.rawApi?.clientCpuMsPerBlock;
+    out.push({
+      id: 'commit-client-cpu-per-put',
+      description: 'Client CPU per PutSnapshotBlock (raw put run, hashing included) ≤ 1.0 ms',
+      measured: `${f(cpu, 3)} ms`,
+      required: '≤ 1.000 ms',
+      pass: judge(cpu! <= 1.0, cpu),
+    });
+    out.push({
+      id: 'commit-vs-raw-put',
+      description: 'Commit ≥ 70 % of the raw PutSnapshotBlock ceiling of the same run',
+      measured: `${f(c?.mbps)} MB/s = ${f(percentOf(c?.mbps, c?.rawApi?.mbps), 0)} % of ${f(c?.rawApi?.mbps)}`,
+      required: `≥ ${f(c?.rawApi ? c.rawApi.mbps * 0.7 : undefined)} MB/s`,
+      pass: judge(c?.mbps! >= c?.rawApi?.mbps! * 0.7, c?.mbps, c?.rawApi?.mbps),
+    });
+  }
+  {
+    const e = r.exportRun;
+    out.push({
+      id: 'export-rate',
+      description: `Export at ${e?.latencyMs ?? 20} ms ≥ 70 % of the upstream ceiling`,
+      measured: `${f(e?.mbps)} MB/s = ${f(percentOf(e?.mbps, e?.upstreamCeilingMbps), 0)} % of ${f(e?.upstreamCeilingMbps)}`,
+      required: `≥ ${f(e ? e.upstreamCeilingMbps * 0.7 : undefined)} MB/s`,
+      pass: judge(e?.mbps! >= e?.upstreamCeilingMbps! * 0.7, e?.mbps, e?.upstreamCeilingMbps),
+    });
+    out.push({
+      id: 'export-cpu-per-block',
+      description: 'Export CPU per block (the export process, all threads) ≤ 1.0 ms',
+      measured: `${f(e?.cpuMsPerBlock, 3)} ms`,
+      required: '≤ 1.000 ms',
+      pass: judge(e?.cpuMsPerBlock! <= 1.0, e?.cpuMsPerBlock),
+    });
+  }
   return out;
 }

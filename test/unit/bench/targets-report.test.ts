@@ -95,7 +95,7 @@ describe('bench report', () => {
     // The commit's side-by-side put ceiling, when measured, is named with the commit's share of it.
     assert.doesNotMatch(renderMarkdown(r), /raw API puts/);
     r.commit!.rawApi = { latencyMs: 20, concurrency: 64, blocks: 1024, requestsPerSecond: 700, mbps: 367, p50Ms: 90, clientCpuSeconds: 2 };
-    assert.match(renderMarkdown(r), /raw API puts 367\.0 MB\/s \(commit = 73 % of it\)/);
+    assert.match(renderMarkdown(r), /raw API puts 367\.0 MB\/s \(commit = 73 % of it;/);
   });
 
   test('markdown cells escape pipes; tables have one row per latency', () => {
@@ -103,5 +103,42 @@ describe('bench report', () => {
     assert.match(renderMarkdownTable(t), /\| x\\\|y \| 1 \|/);
     const seq = resultTables(sample()).find((x) => x.title.startsWith('Sequential'))!;
     assert.equal(seq.rows.length, 3);
+  });
+});
+
+describe('lean data path CPU targets (issue #11)', () => {
+  const raw = (client: string, msPerBlock: number, serverMs: number) => ({
+    client, latencyMs: 20, concurrency: 64, blocks: 1000, requestsPerSecond: 500, mbps: 262, p50Ms: 25,
+    clientCpuSeconds: msPerBlock, clientCpuMsPerBlock: msPerBlock, blocksPerCpuSecond: 1000 / msPerBlock, serverCpuMsPerBlock: serverMs,
+  });
+  test('lean vs SDK blocks per CPU-second, daemon/server CPU per block, commit and export', () => {
+    const r = sample();
+    r.sequential[1]!.rawApiSdk = raw('sdk', 3.0, 0.8);
+    r.sequential[1]!.rawApi = raw('lean', 0.9, 0.25); // 3.33 ×
+    for (const x of r.sequential) x.cold!.daemonCpuSeconds = 4096 * 0.0009; // 0.9 ms per block
+    r.sequential[2]!.cold!.daemonCpuSeconds = 4096 * 0.0012; // worst 1.2 ms
+    r.commit!.rawApi = { ...raw('lean', 1.1, 0.5), mbps: 300 };
+    r.exportRun = { latencyMs: 20, bytes: 2048 * MIB, seconds: 5, mbps: 429, blocks: 4096, upstreamCeilingMbps: 524.288, cpuSeconds: 3, cpuMsPerBlock: 0.73 };
+    const t = Object.fromEntries(evaluateTargets(r, { cacheBytes: 512 * MIB, warmCacheBytes: 2304 * MIB }).map((x) => [x.id, x.pass]));
+    assert.equal(t['raw-lean-vs-sdk'], true);
+    assert.equal(t['daemon-cpu-per-block'], false);
+    assert.equal(t['server-cpu-per-get'], true);
+    assert.equal(t['server-cpu-per-put'], true);
+    assert.equal(t['commit-client-cpu-per-put'], false);
+    assert.equal(t['commit-vs-raw-put'], true); // 268 ≥ 0.7 × 300
+    assert.equal(t['export-rate'], true); // 429 ≥ 367
+    assert.equal(t['export-cpu-per-block'], true);
+    const sideBySide = resultTables(r).find((x) => x.title.startsWith('Raw GetSnapshotBlock'))!;
+    assert.deepEqual(sideBySide.rows[0]!.slice(0, 1), ['20 ms']);
+    assert.equal(sideBySide.rows[0]![7], '3.33');
+  });
+  test('without the side-by-side runs they are not measured', () => {
+    const r = sample();
+    const t = Object.fromEntries(evaluateTargets(r, { cacheBytes: 512 * MIB, warmCacheBytes: 2304 * MIB }).map((x) => [x.id, x.pass]));
+    for (const id of ['raw-lean-vs-sdk', 'daemon-cpu-per-block', 'server-cpu-per-get', 'commit-client-cpu-per-put', 'commit-vs-raw-put', 'export-rate', 'export-cpu-per-block']) {
+      assert.equal(t[id], null, id);
+    }
+    const tables = resultTables(r).map((x) => x.title);
+    assert.ok(!tables.some((x) => x.startsWith('Raw GetSnapshotBlock')));
   });
 });
