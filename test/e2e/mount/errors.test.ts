@@ -3,11 +3,11 @@
  * nothing mounted and no daemon left: malformed snapshot id, snapshot not found, not completed,
  * access denied, no credentials, endpoint unreachable, mountpoint missing / not a directory /
  * not empty / already a mount, bad option values, and FUSE unavailable (no /dev/fuse and a
- * broken libfuse.so.2, each in a private mount namespace; /dev/fuse not permitted for nobody).
+ * broken libfuse.so.2, each in a private mount namespace; /dev/fuse owned by another user for a process without capabilities).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StartSnapshotCommand } from '@aws-sdk/client-ebs';
 import { startServer, ebsClient, makeSnapshot, seededBlock, type TestServer } from '../../helpers/server.js';
@@ -28,7 +28,6 @@ describe('mount errors', { timeout: 180_000 }, () => {
     authServer = await startServer({ args: ['--access-key-id', 'AKIDGOOD', '--secret-access-key', 'good-secret'] });
     cleanup.add('auth server', () => authServer.stop());
     work = await tempDir('ebsmount-errors-');
-    await chmod(work, 0o755); // the 'nobody' case must reach its mountpoint
     const client = ebsClient(server.endpoint);
     snap = await makeSnapshot(client, new Map([[0, seededBlock(1)]]));
     pending = (await client.send(new StartSnapshotCommand({ VolumeSize: 1 }))).SnapshotId!;
@@ -146,11 +145,23 @@ describe('mount errors', { timeout: 180_000 }, () => {
     await expectFailure(r, mnt, /libfuse\.so\.2 cannot be loaded \(install libfuse2/);
   });
 
-  test('FUSE not permitted (an unprivileged user cannot open /dev/fuse)', async () => {
+  test('FUSE not permitted (the user cannot open /dev/fuse)', async () => {
+    // Independent of where the checkout lives and of /dev/fuse's mode on this machine: in a
+    // private mount namespace /dev/fuse is replaced by a FUSE device node owned by nobody, mode
+    // 0600, and the CLI runs as uid 0 stripped of every capability (so it still reads its own
+    // root-owned files, wherever they are, but cannot open a node it does not own).
     const mnt = await emptyDir();
-    await chmod(mnt, 0o777);
-    const r = await sh('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI_PATH, ...mountArgs(snap, mnt)]);
-    await expectFailure({ code: r.code, stdout: r.stdout, stderr: r.stderr }, mnt, /FUSE is not permitted: cannot open \/dev\/fuse/);
+    const nodeDir = join(work, `fuse-node${n++}`);
+    await mkdir(nodeDir);
+    const script = [
+      `mount -t tmpfs tmpfs '${nodeDir}'`,
+      `mknod -m 600 '${nodeDir}/fuse' c 10 229`,
+      `chown 65534:65534 '${nodeDir}/fuse'`,
+      `mount --bind '${nodeDir}/fuse' /dev/fuse`,
+      'exec setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all "$0" "$@"',
+    ].join(' && ');
+    const r = await unshared(script, [process.execPath, CLI_PATH, ...mountArgs(snap, mnt)]);
+    await expectFailure(r, mnt, /FUSE is not permitted: cannot open \/dev\/fuse \(EACCES\)/);
   });
 });
 
