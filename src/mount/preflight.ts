@@ -5,13 +5,16 @@
  * - the mountpoint exists, is a directory, is not already a mountpoint (/proc/self/mountinfo)
  *   and is empty; it is returned as a realpath (what mountinfo will show);
  * - FUSE is usable: /dev/fuse exists, is a character device and opens read-write; libfuse.so.2
- *   loads (require('fuse-native')); a non-root user has `fusermount` on PATH.
+ *   loads (require('fuse-native')); a non-root user has `fusermount` on PATH;
+ * - the log file can be opened for appending (created 0600, its directories 0700): not a
+ *   directory, not under a file.
  */
 import { accessSync, closeSync, constants, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { isValidSnapshotId } from '../ebs/constants.js';
 import { UserError } from '../errors/user-error.js';
 import { loadFuseNative } from '../fs/fuse-adapter.js';
+import { LogFileError, openLogFile } from '../util/log.js';
 import { findMountIn, readMountinfoSync } from './mountinfo.js';
 
 export const FUSE_DEVICE = '/dev/fuse';
@@ -95,4 +98,14 @@ export function onPath(cmd: string, env: NodeJS.ProcessEnv = process.env): strin
     }
   }
   return undefined;
+}
+
+/** Creates (0600, directories 0700) or opens the log file, so the daemon can write it. */
+export function checkLogFile(path: string, opts: { privateDir?: boolean } = {}): void {
+  try {
+    closeSync(openLogFile(path, opts));
+  } catch (err) {
+    if (err instanceof LogFileError) throw new UserError(`--log-file: ${err.message}`);
+    throw err;
+  }
 }

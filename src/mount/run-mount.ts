@@ -21,7 +21,7 @@ import { MOUNT_DEFAULTS, parseLogLevel, parsePositiveInt, parseSize, parseTags, 
 import { defaultJournalRoot } from '../writeback/paths.js';
 import { LOW_JOURNAL_SPACE_BYTES, spaceWarning } from '../writeback/free-space.js';
 import { defaultLogFile } from './paths.js';
-import { checkFuse, checkMountpoint, checkSnapshotId } from './preflight.js';
+import { checkFuse, checkLogFile, checkMountpoint, checkSnapshotId } from './preflight.js';
 import { ReadinessPipe } from './readiness.js';
 import { MountRegistry } from './registry.js';
 import { spawnDaemon } from './spawn-daemon.js';
@@ -111,6 +111,7 @@ export async function runMount(argv: MountArgv): Promise<void> {
   const config = buildMountConfig(argv);
   config.mountpoint = checkMountpoint(config.mountpoint);
   checkFuse();
+  if (config.logFile) checkLogFile(config.logFile);
 
   if (config.writable && argv.daemonFd === undefined) {
     const warning = await spaceWarning(config.journalDir ?? defaultJournalRoot(), LOW_JOURNAL_SPACE_BYTES).catch(() => undefined);
@@ -118,6 +119,7 @@ export async function runMount(argv: MountArgv): Promise<void> {
   }
   if (!config.foreground && argv.daemonFd === undefined) {
     const logFile = config.logFile ?? defaultLogFile(config.snapshotId);
+    if (!config.logFile) checkLogFile(logFile, { privateDir: true });
     const args = [...process.argv.slice(2), ...(config.logFile ? [] : ['--log-file', logFile]), '--daemon-fd', '3'];
     // Disk-cache reads are file reads and hashes in libuv's threadpool (default 4 threads): more
     // threads keep more of them in flight (measured: +50 % on a cold re-read, 2 cores).

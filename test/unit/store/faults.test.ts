@@ -8,7 +8,7 @@ import { MemoryEbsApi } from '../../../src/ebs/memory-api.js';
 import type { RetryPolicy } from '../../../src/ebs/retry.js';
 import { IoError } from '../../../src/fs/io-error.js';
 import { makeVolumeFile, openSnapshotVolume, type OpenedVolume } from '../../../src/store/open-volume.js';
-import { REDACT_PATHS } from '../../../src/util/log.js';
+import { createLogger } from '../../../src/util/log.js';
 import { FAST_RETRY, modelBytes, noSleep, randomBlocks, SHORT_RETRY, SpyApi } from './fixtures.js';
 
 const GET = 'getSnapshotBlock';
@@ -108,7 +108,7 @@ describe('reads under faults', () => {
         cb();
       },
     });
-    const logger = pino({ level: 'warn', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
+    const logger = createLogger({ level: 'warn', destination: sink });
     const tokens = (await memory.listSnapshotBlocks(snapshotId, { maxResults: 1000 })).blocks.map((b) => b.token);
     await withVolume(async (v) => {
       const file = makeVolumeFile(v);
