@@ -6,10 +6,11 @@
  *   `concurrency` at a time through a RequestLimiter (default 1,000 requests/s, the per-snapshot
  *   quota), each verified (length and SHA-256, block-fetch.ts) and retried (READ_RETRY; an
  *   expired block token re-lists from that index). Unverified bytes are never written.
- * - Regular file: written as `.FILE.ebsmount-partial` in the same directory, sized VolumeSize GiB
+ * - Regular file: written as `.FILE.ebsmount-partial` (created mode 0600, a stale one or a
+ *   symbolic link of that name replaced, never followed) in the same directory, sized VolumeSize GiB
  *   with ftruncate, so blocks the snapshot lacks — and listed blocks that are all zeros — stay
  *   holes; fsync, then renamed over FILE. An existing FILE is refused unless `force`; on failure
- *   the partial file is removed and FILE is untouched.
+ *   the partial file is removed and FILE is untouched. FILE ends up mode 0600 (it is a disk).
  * - Block device: must be at least VolumeSize GiB; every byte of the volume range is written
  *   (zeros where the snapshot has no block, since a device has no holes); fsync at the end.
  * - Directories and other file types are refused. Errors are UserErrors (one line).
@@ -145,7 +146,13 @@ export async function exportSnapshot(opts: ExportOptions): Promise<ExportResult>
         throw new UserError(`block device ${filePath} holds ${devBytes} bytes, less than the snapshot's ${volumeSizeGiB} GiB`);
       }
     } else {
-      fh = await open(writePath, 'w', 0o644);
+      // A disk image is private (0600), whatever the umask. A stale partial file (or a link
+      // planted in a shared directory) is removed first, and O_EXCL never follows a link.
+      await unlink(writePath).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+      fh = await open(writePath, 'wx', 0o600);
+      await fh.chmod(0o600);
       await fh.truncate(volumeBytes);
     }
   } catch (err) {

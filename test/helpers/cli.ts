@@ -4,9 +4,12 @@
  *
  * Contract: never rejects on a non-zero exit (tests assert on `code`); rejects only if the
  * process cannot start. `timeoutMs` (default 120 s) kills it with SIGKILL and resolves with
- * code null. `env` is merged over process.env (a value of undefined removes a variable).
+ * code null. `env` is merged over process.env (a value of undefined removes a variable);
+ * `umask` runs the CLI under that umask (through sh), so tests of file modes do not depend on
+ * the test runner's. spawnCli starts it without waiting (the caller kills and awaits 'close');
+ * waitFor polls a condition (no fixed sleeps) until a generous deadline.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,6 +27,26 @@ export interface RunCliOptions {
   input?: string | Buffer;
   timeoutMs?: number;
   cwd?: string;
+  umask?: number;
+}
+
+function command(args: string[], opts: RunCliOptions): [string, string[]] {
+  if (opts.umask === undefined) return [process.execPath, [CLI_PATH, ...args]];
+  return ['sh', ['-c', `umask ${opts.umask.toString(8).padStart(3, '0')} && exec "$@"`, 'sh', process.execPath, CLI_PATH, ...args]];
+}
+
+export function spawnCli(args: string[], opts: RunCliOptions = {}): ChildProcess {
+  const [cmd, argv] = command(args, opts);
+  return spawn(cmd, argv, { env: cliEnv(opts.env), cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Polls `cond` every 50 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
@@ -37,7 +60,8 @@ export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
 
 export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], {
+    const [cmd, argv] = command(args, opts);
+    const child = spawn(cmd, argv, {
       env: cliEnv(opts.env),
       cwd: opts.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -7,11 +7,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StartSnapshotCommand } from '@aws-sdk/client-ebs';
-import { runCli, type CliResult } from '../../helpers/cli.js';
+import { runCli, spawnCli, waitFor, type CliResult } from '../../helpers/cli.js';
 import { ebsClient, startServer, type TestServer } from '../../helpers/server.js';
 import { seededBytes } from '../../helpers/images.js';
 import { importCli } from './common.js';
@@ -124,6 +124,37 @@ describe('export', () => {
     assert.equal(r.code, 0, r.stderr);
     const data = await readFile(out);
     assert.ok(data.subarray(0, 2 * 1024 * 1024).equals(seededBytes(1, 'img', 2 * 1024 * 1024)));
+  });
+
+  test('the export and its partial file are 0600 whatever the umask; a planted link is not followed', async () => {
+    const out = join(work, 'o-modes.img');
+    const victim = join(work, 'victim');
+    await writeFile(victim, 'do not touch');
+    // A link named like the partial file: an export must neither follow nor truncate it.
+    await symlink(victim, join(work, '.o-modes.img.ebsmount-partial'));
+    const r = await runCli(['export', snapId, out, '--endpoint', server.endpoint], { umask: 0o022 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await stat(out)).mode & 0o777, 0o600);
+    assert.equal(await readFile(victim, 'utf8'), 'do not touch');
+    assert.ok(!(await readdir(work)).some((f) => f.includes('o-modes.img.ebsmount-partial')), 'partial file renamed');
+    // While it is written (a server that corrupts every read keeps the export retrying): the
+    // partial file is 0600 too.
+    const slow = await startServer({ args: ['--corrupt-rate', '1'] });
+    try {
+      const slowSnap = await importCli(slow.endpoint, image);
+      const out2 = join(work, 'o-modes2.img');
+      const partial = join(work, '.o-modes2.img.ebsmount-partial');
+      const child = spawnCli(['export', slowSnap, out2, '--endpoint', slow.endpoint], { umask: 0o022 });
+      try {
+        await waitFor(async () => (await stat(partial).catch(() => undefined)) !== undefined, 60_000, 'the partial file');
+        assert.equal((await stat(partial)).mode & 0o777, 0o600);
+      } finally {
+        child.kill('SIGINT');
+        await new Promise((r) => child.once('close', r));
+      }
+    } finally {
+      await slow.stop();
+    }
   });
 
   test('missing output directory', async () => {
