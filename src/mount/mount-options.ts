@@ -3,10 +3,12 @@
  * bad value is a one-line UserError.
  *
  * Sizes accept plain bytes or a binary suffix: 512M, 512MiB, 1G, 64k (K/M/G/T, powers of 1024).
- * Tags are `key=value` (repeatable); the key is non-empty, the value may be empty.
+ * Tags are `key=value` (repeatable); the key is non-empty, the value may be empty. Concurrency
+ * options stop at MAX_CONCURRENCY; the cache size is from one block to the machine's memory.
  */
 import { UserError } from '../errors/user-error.js';
 import type { Tag } from '../ebs/api.js';
+import { BLOCK_SIZE } from '../ebs/constants.js';
 
 export interface MountConfig {
   /** The first (or only) snapshot. */
@@ -59,10 +61,36 @@ export function parseSize(value: unknown, name: string): number {
   return bytes;
 }
 
-export function parsePositiveInt(value: unknown, name: string): number {
+/** The most requests in flight any concurrency option accepts (more is a typo, not a plan). */
+export const MAX_CONCURRENCY = 1024;
+
+export function parsePositiveInt(value: unknown, name: string, max?: number): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`--${name} must be a positive integer, not '${String(value)}'`, 2);
+  if (!Number.isInteger(n) || n < 1 || (max !== undefined && n > max)) {
+    const range = max === undefined ? 'a positive integer' : `an integer from 1 to ${max}`;
+    throw new UserError(`--${name} must be ${range}, not '${String(value)}'`, 2);
+  }
   return n;
+}
+
+/**
+ * The cache size: at least one 512 KiB block (the cache holds whole blocks; 0 would mean every
+ * read fetches again), at most `memoryBytes` (the cache lives in memory; the figure is this
+ * machine's memory, or the cgroup's limit).
+ */
+export function parseCacheSize(value: unknown, memoryBytes: number): number {
+  const bytes = parseSize(value, 'cache-size');
+  if (bytes < BLOCK_SIZE) {
+    throw new UserError(`--cache-size must be at least 512K (one 512 KiB block: the cache holds whole blocks), not '${String(value)}'`, 2);
+  }
+  if (bytes > memoryBytes) {
+    throw new UserError(`--cache-size ${String(value)} is more than the memory this machine allows (${formatGiB(memoryBytes)}); the cache lives in memory: choose less, e.g. ${MOUNT_DEFAULTS.cacheSize}`, 2);
+  }
+  return bytes;
+}
+
+function formatGiB(bytes: number): string {
+  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }
 
 export function parseTags(values: unknown): Tag[] {

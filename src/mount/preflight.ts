@@ -10,6 +10,7 @@
  *   directory, not under a file.
  */
 import { accessSync, closeSync, constants, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { isValidSnapshotId } from '../ebs/constants.js';
 import { UserError } from '../errors/user-error.js';
@@ -108,4 +109,11 @@ export function checkLogFile(path: string, opts: { privateDir?: boolean } = {}):
     if (err instanceof LogFileError) throw new UserError(`--log-file: ${err.message}`);
     throw err;
   }
+}
+
+/** The memory this process may use: the machine's, or its cgroup's limit when lower. */
+export function memoryLimitBytes(): number {
+  const total = totalmem();
+  const constrained = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory?.();
+  return constrained && constrained > 0 && constrained < total ? constrained : total;
 }

@@ -1,7 +1,8 @@
 /**
  * runMount: what `ebsmount [mount] SNAP MNT` does.
  *
- * 1. Validate before doing anything: option values, the snapshot id, the mountpoint, FUSE.
+ * 1. Validate before doing anything: option values, the snapshot id, the mountpoint, FUSE, the
+ *    log file; with --allow-other, say in one line (stderr) what it exposes.
  * 2. Without --foreground (and not already the daemon): spawn the detached daemon
  *    (spawn-daemon.ts) and print `mounted SNAP at MNT (log: PATH)` once it reports the mount live,
  *    or its one-line error (non-zero exit, nothing mounted).
@@ -17,11 +18,11 @@ import { apiFromArgv, endpointFromArgv, type AwsArgs } from '../ebs/connect.js';
 import { toUserError } from '../errors/describe-error.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { MountDaemon, type ShutdownResult } from './daemon.js';
-import { MOUNT_DEFAULTS, parseLogLevel, parsePositiveInt, parseSize, parseTags, type MountConfig } from './mount-options.js';
+import { MAX_CONCURRENCY, MOUNT_DEFAULTS, parseCacheSize, parseLogLevel, parsePositiveInt, parseSize, parseTags, type MountConfig } from './mount-options.js';
 import { defaultJournalRoot } from '../writeback/paths.js';
 import { LOW_JOURNAL_SPACE_BYTES, spaceWarning } from '../writeback/free-space.js';
 import { defaultLogFile } from './paths.js';
-import { checkFuse, checkLogFile, checkMountpoint, checkSnapshotId } from './preflight.js';
+import { checkFuse, checkLogFile, checkMountpoint, checkSnapshotId, memoryLimitBytes } from './preflight.js';
 import { ReadinessPipe } from './readiness.js';
 import { MountRegistry } from './registry.js';
 import { spawnDaemon } from './spawn-daemon.js';
@@ -53,7 +54,7 @@ export interface MountArgv extends AwsArgs {
 }
 
 /** Validates everything that can be checked without I/O on EBS; returns the config. */
-export function buildMountConfig(argv: MountArgv): MountConfig {
+export function buildMountConfig(argv: MountArgv, memoryBytes = memoryLimitBytes()): MountConfig {
   // SNAP [SNAP...] MOUNTPOINT: the mountpoint is the last positional.
   const positionals = [argv.snapshot, argv.mountpoint, ...(argv.more ?? [])].map(String);
   const mountpoint = positionals.pop()!;
@@ -66,9 +67,9 @@ export function buildMountConfig(argv: MountArgv): MountConfig {
     snapshotIds,
     mountpoint,
     foreground: Boolean(argv.foreground),
-    cacheSizeBytes: parseSize(argv.cacheSize ?? MOUNT_DEFAULTS.cacheSize, 'cache-size'),
+    cacheSizeBytes: parseCacheSize(argv.cacheSize ?? MOUNT_DEFAULTS.cacheSize, memoryBytes),
     readAheadBytes: parseSize(argv.readAhead ?? MOUNT_DEFAULTS.readAhead, 'read-ahead'),
-    maxConcurrency: parsePositiveInt(argv.maxConcurrency ?? MOUNT_DEFAULTS.maxConcurrency, 'max-concurrency'),
+    maxConcurrency: parsePositiveInt(argv.maxConcurrency ?? MOUNT_DEFAULTS.maxConcurrency, 'max-concurrency', MAX_CONCURRENCY),
     requestRate: parsePositiveInt(argv.requestRate ?? MOUNT_DEFAULTS.requestRate, 'request-rate'),
     allowOther: Boolean(argv.allowOther),
     // Absolute: the daemon leaves the caller's working directory (so it never keeps it busy).
@@ -78,7 +79,7 @@ export function buildMountConfig(argv: MountArgv): MountConfig {
     description: argv.description,
     tags: parseTags(argv.tag),
     journalDir: argv.journalDir ? resolve(argv.journalDir) : undefined,
-    uploadConcurrency: parsePositiveInt(argv.uploadConcurrency ?? MOUNT_DEFAULTS.uploadConcurrency, 'upload-concurrency'),
+    uploadConcurrency: parsePositiveInt(argv.uploadConcurrency ?? MOUNT_DEFAULTS.uploadConcurrency, 'upload-concurrency', MAX_CONCURRENCY),
     discard: Boolean(argv.discard),
     partitions: argv.partitions !== false,
     diskCacheDir: argv.diskCache ? resolve(argv.diskCache) : undefined,
@@ -112,6 +113,7 @@ export async function runMount(argv: MountArgv): Promise<void> {
   config.mountpoint = checkMountpoint(config.mountpoint);
   checkFuse();
   if (config.logFile) checkLogFile(config.logFile);
+  if (config.allowOther && argv.daemonFd === undefined) process.stderr.write(`ebsmount: ${allowOtherWarning(config)}\n`);
 
   if (config.writable && argv.daemonFd === undefined) {
     const warning = await spaceWarning(config.journalDir ?? defaultJournalRoot(), LOW_JOURNAL_SPACE_BYTES).catch(() => undefined);
@@ -130,6 +132,12 @@ export async function runMount(argv: MountArgv): Promise<void> {
     return;
   }
   await serve(config, argv);
+}
+
+/** One line: what --allow-other exposes (the image files become readable by every local user). */
+export function allowOtherWarning(config: Pick<MountConfig, 'snapshotId' | 'snapshotIds' | 'mountpoint'>): string {
+  const snaps = (config.snapshotIds ?? [config.snapshotId]).join(', ');
+  return `warning: --allow-other: every user of this machine can read the whole disk of ${snaps} under ${config.mountpoint} (image files mode 0444; writes stay yours)`;
 }
 
 /** The daemon proper (also the --foreground mode). Never returns: exits the process. */

@@ -9,7 +9,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { isValidSnapshotId } from '../../ebs/constants.js';
 import { resolve } from 'node:path';
-import { MOUNT_DEFAULTS, parsePositiveInt, parseSize } from '../../mount/mount-options.js';
+import { MAX_CONCURRENCY, MOUNT_DEFAULTS, parsePositiveInt, parseSize } from '../../mount/mount-options.js';
 import { checkCacheOptions } from '../../mount/run-mount.js';
 import { openDiskCacheOrExplain } from '../../store/open-disk-cache.js';
 import { exportSnapshot } from '../../transfer/exporter.js';
@@ -48,7 +48,7 @@ export const exportCommand: CommandModule<object, ExportArgv> = {
     if (!isValidSnapshotId(argv.snapshot)) {
       throw new UserError(`'${argv.snapshot}' is not a snapshot id (expected snap- and 8 or 17 hex digits)`, 2);
     }
-    const concurrency = parsePositiveInt(argv.concurrency, 'concurrency');
+    const concurrency = parsePositiveInt(argv.concurrency, 'concurrency', MAX_CONCURRENCY);
     const logger = createLogger({ level: argv['log-level'] });
     const diskCacheDir = argv['disk-cache'] ? resolve(argv['disk-cache']) : undefined;
     const diskCacheSizeBytes = parseSize(argv['disk-cache-size'], 'disk-cache-size');

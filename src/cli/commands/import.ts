@@ -8,7 +8,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { isValidSnapshotId, MIN_SNAPSHOT_TIMEOUT_MIN, MAX_SNAPSHOT_TIMEOUT_MIN } from '../../ebs/constants.js';
-import { parsePositiveInt, parseTags } from '../../mount/mount-options.js';
+import { MAX_CONCURRENCY, parsePositiveInt, parseTags } from '../../mount/mount-options.js';
 import { importImage, DEFAULT_CONCURRENCY } from '../../transfer/importer.js';
 import { createLogger } from '../../util/log.js';
 import { ProgressBar } from '../../util/progress.js';
@@ -44,7 +44,7 @@ export const importCommand: CommandModule<object, ImportArgv> = {
     if (argv.parent !== undefined && !isValidSnapshotId(argv.parent)) {
       throw new UserError(`'${argv.parent}' is not a snapshot id (expected snap- and 8 or 17 hex digits)`, 2);
     }
-    const concurrency = parsePositiveInt(argv.concurrency, 'concurrency');
+    const concurrency = parsePositiveInt(argv.concurrency, 'concurrency', MAX_CONCURRENCY);
     const tags = parseTags(argv.tag);
     const timeout = argv['timeout-minutes'];
     if (timeout !== undefined && !(Number.isInteger(timeout) && timeout >= MIN_SNAPSHOT_TIMEOUT_MIN && timeout <= MAX_SNAPSHOT_TIMEOUT_MIN)) {

@@ -8,7 +8,9 @@
  * child, dirty blocks, size on disk, created, directory. `--json` prints the full JournalInfo
  * array (journal-registry.ts). Nothing found: a note on stderr, exit 0.
  */
+import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { UserError } from '../../errors/user-error.js';
 import type { Argv, CommandModule } from 'yargs';
 import { formatBytes } from '../../util/progress.js';
 import { listJournals, type JournalInfo } from '../../writeback/journal-registry.js';
@@ -30,7 +32,19 @@ export const journalsCommand: CommandModule<object, JournalsArgv> = {
       .option('json', { type: 'boolean', default: false, describe: 'print JSON' }) as unknown as Argv<JournalsArgv>,
   handler: async (argv) => {
     const root = resolve(argv.root ?? defaultJournalRoot());
-    const journals = await listJournals(root, { all: argv.all });
+    const st = await stat(root).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw new UserError(`journals: cannot read ${root}: ${err.message}`);
+    });
+    if (st && !st.isDirectory()) throw new UserError(`journals: ${root} is not a directory (--root takes the directory that holds the journals)`, 2);
+    let journals: JournalInfo[];
+    try {
+      journals = await listJournals(root, { all: argv.all });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM' || code === 'ENOTDIR') throw new UserError(`journals: cannot read ${root}: ${(err as Error).message}`);
+      throw err;
+    }
     if (argv.json) {
       process.stdout.write(`${JSON.stringify(journals, null, 2)}\n`);
       return;

@@ -123,8 +123,10 @@ describe('mount lifecycle and unmount', { timeout: 180_000 }, () => {
     assert.deepEqual(await registryEntriesFor(m.mountpoint), []);
   });
 
-  test('--allow-other: the kernel shows allow_other and another user may read the image', async () => {
+  test('--allow-other: a one-line warning; the kernel shows allow_other and another user may read the image', async () => {
     const m = await mountSnapshot(server.endpoint, snap, { args: ['--allow-other'] });
+    // It says, in one line, what it exposes.
+    assert.equal(m.result.stderr, `ebsmount: warning: --allow-other: every user of this machine can read the whole disk of ${snap} under ${m.mountpoint} (image files mode 0444; writes stay yours)\n`);
     assert.equal((await stat(m.imagePath)).mode & 0o777, 0o444);
     assert.equal((await stat(m.mountpoint)).mode & 0o777, 0o555);
     assert.ok((await mountEntry(m.mountpoint))?.superOptions.includes('allow_other'));
