@@ -51,9 +51,15 @@ export async function waitFor(cond: () => boolean, timeoutMs = 5_000, what = 'co
   }
 }
 
-/** Lets queued promise callbacks and timers of 0 ms run. */
-export function settle(): Promise<void> {
-  return new Promise((r) => setTimeout(r, 5));
+/**
+ * Lets queued promise callbacks, timers of 0 ms and setImmediate callbacks (the fake sources
+ * answer on setImmediate) run. A timer alone is not enough: on a loaded machine it can fire
+ * before an immediate queued earlier (when the loop was in its check phase), so the timer is
+ * followed by turns of setImmediate, which run after every immediate queued before them.
+ */
+export async function settle(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
 }
 
 /**

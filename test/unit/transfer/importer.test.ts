@@ -259,8 +259,11 @@ test('an abort signal stops the import', async () => {
   const p = path();
   await writeImage(p, 30 * BLOCK_SIZE, blocks);
   const ctrl = new AbortController();
-  setTimeout(() => ctrl.abort(new UserError('interrupted (SIGINT)', 130)), 50);
-  await assert.rejects(importImage({ api: mem, imagePath: p, concurrency: 2, signal: ctrl.signal, ...fast }), (e: unknown) => {
+  // Aborted once two blocks are done: whatever the machine's speed, mid-way.
+  const onProgress = (pr: { blocksDone: number }) => {
+    if (pr.blocksDone >= 2 && !ctrl.signal.aborted) ctrl.abort(new UserError('interrupted (SIGINT)', 130));
+  };
+  await assert.rejects(importImage({ api: mem, imagePath: p, concurrency: 2, signal: ctrl.signal, onProgress, ...fast }), (e: unknown) => {
     assert.ok(e instanceof UserError);
     assert.match(e.message, /^interrupted \(SIGINT\); snapshot snap-\w+ was left pending/);
     assert.equal(e.exitCode, 130);

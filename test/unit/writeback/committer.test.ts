@@ -408,9 +408,18 @@ describe('commitJournal', () => {
     let inFlight = 0;
     let peak = 0;
     const spy = wrap(s.api);
+    // The first puts wait until 4 are in flight (so the peak does not depend on how fast the
+    // journal reads happen to be on a loaded machine); then a short delay lets a fifth show.
+    let opened = false;
+    const gate: (() => void)[] = [];
     spy.putSnapshotBlock = async (id, index, data, checksum) => {
       inFlight++;
       peak = Math.max(peak, inFlight);
+      if (!opened && inFlight < 4) await new Promise<void>((r) => gate.push(r));
+      else if (!opened) {
+        opened = true;
+        for (const r of gate.splice(0)) r();
+      }
       await new Promise((r) => setTimeout(r, 2));
       try {
         return await s.api.putSnapshotBlock(id, index, data, checksum);
