@@ -37,7 +37,8 @@ export function checkParsedArgs(argv: Record<string, unknown>, rawArgs: string[]
       const raw = rawOptionValue(rawArgs, key);
       throw new UserError(`--${key} must be a number, not '${raw ?? ''}'`, 2);
     }
-    if (Array.isArray(value) && !arrayOptions.has(key)) {
+    // Positionals (a variadic `[more..]`) are arrays too: only options the user typed count.
+    if (Array.isArray(value) && !arrayOptions.has(key) && rawOptionValue(rawArgs, key) !== undefined) {
       const shown = value.map((v) => (typeof v === 'number' && Number.isNaN(v) ? '?' : String(v)));
       throw new UserError(`--${key} was given ${value.length} times (${shown.map((v) => `'${v}'`).join(', ')}); give it once`, 2);
     }

@@ -124,7 +124,7 @@ describe('mount errors', { timeout: 180_000 }, () => {
   test('bad option values', async () => {
     const mnt = await emptyDir();
     await expectFailure(await runCli([...mountArgs(snap, mnt), '--cache-size', '12Q']), mnt, /--cache-size '12Q' is not a size/);
-    await expectFailure(await runCli([...mountArgs(snap, mnt), '--max-concurrency', '0']), mnt, /--max-concurrency must be a positive integer/);
+    await expectFailure(await runCli([...mountArgs(snap, mnt), '--max-concurrency', '0']), mnt, /--max-concurrency must be an integer from 1 to 1024/);
     await expectFailure(await runCli([...mountArgs(snap, mnt), '--tag', 'novalue']), mnt, /--tag 'novalue' must be key=value/);
   });
 
